@@ -1,0 +1,128 @@
+"""Checks on user input, shared by the hook, the operators and the sensor.
+
+Each check raises :class:`~airflow_provider_cfbilling.exceptions.CloudflareInputError` naming the
+parameter, what was wrong and how to fix it, before any request is sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from airflow_provider_cfbilling.exceptions import CloudflareInputError
+
+ACCOUNT_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+_DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+V2_MAX_SPAN_DAYS = 31
+V2_MAX_METRIC_IDS = 10
+
+
+def account_id(value: Any, parameter: str = "account_id") -> str:
+    """A Cloudflare account tag: 32 lowercase hexadecimal characters."""
+    if value is None or value == "":
+        raise CloudflareInputError(
+            parameter,
+            "no account id was given",
+            "Pass account_id=..., or set extra.account_id on the cloudflare connection",
+        )
+    if not isinstance(value, str):
+        raise CloudflareInputError(
+            parameter, f"expected a string, got {type(value).__name__}", "Pass the 32-character account tag"
+        )
+    candidate = value.strip().lower()
+    if not ACCOUNT_ID_PATTERN.match(candidate):
+        raise CloudflareInputError(
+            parameter,
+            f"{value!r} is not a Cloudflare account tag",
+            "Use the 32 hexadecimal characters shown under Account ID in the Cloudflare dashboard",
+        )
+    return candidate
+
+
+def api_date(value: Any, parameter: str) -> dt.date:
+    """A calendar date for a ``from``/``to`` query parameter; timestamps are refused."""
+    if isinstance(value, dt.datetime):
+        raise CloudflareInputError(
+            parameter,
+            f"{value.isoformat()} is a timestamp; the API takes dates only",
+            "Pass a date (YYYY-MM-DD) or a datetime.date",
+        )
+    if isinstance(value, dt.date):
+        return dt.date(value.year, value.month, value.day)
+    if isinstance(value, str):
+        text = value.strip()
+        if _DATE_PATTERN.match(text):
+            try:
+                return dt.date.fromisoformat(text)
+            except ValueError:
+                pass
+            raise CloudflareInputError(parameter, f"{value!r} is not a real calendar date", "Use YYYY-MM-DD")
+        raise CloudflareInputError(
+            parameter,
+            f"{value!r} is not a date" + (" (it looks like a timestamp)" if "T" in text or ":" in text else ""),
+            "The API takes dates only: use YYYY-MM-DD",
+        )
+    raise CloudflareInputError(
+        parameter, f"expected a date, got {type(value).__name__}", "Pass a YYYY-MM-DD string or a datetime.date"
+    )
+
+
+def date_range(
+    from_date: Any,
+    to_date: Any,
+    *,
+    both_or_neither: bool,
+    max_span_days: int | None,
+) -> tuple[dt.date | None, dt.date | None]:
+    """Validate a request's ``from``/``to`` pair (as the server reads them)."""
+    start = None if from_date is None else api_date(from_date, "from_date")
+    end = None if to_date is None else api_date(to_date, "to_date")
+    if both_or_neither and (start is None) != (end is None):
+        missing = "to_date" if end is None else "from_date"
+        raise CloudflareInputError(
+            missing,
+            "from and to must be given together on this endpoint",
+            "Pass both from_date and to_date, or neither for the endpoint's default range",
+        )
+    if start is not None and end is not None:
+        if end < start:
+            raise CloudflareInputError(
+                "to_date",
+                f"{end} is before from_date {start}",
+                "Swap the dates: from_date must not be after to_date",
+            )
+        if max_span_days is not None and (end - start).days > max_span_days:
+            raise CloudflareInputError(
+                "to_date",
+                f"the range {start}..{end} spans {(end - start).days} days, more than the "
+                f"{max_span_days} one request allows",
+                "Split the range (the operators do this for you)",
+            )
+    return start, end
+
+
+def positive_number(value: Any, parameter: str, *, allow_zero: bool = True, integer: bool = False) -> float:
+    """A non-negative number from an argument or a connection extra (which may hold strings)."""
+    kind = "integer" if integer else "number"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CloudflareInputError(parameter, f"{value!r} is not a {kind}", f"Use a {kind} such as 60") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise CloudflareInputError(parameter, f"{value!r} is not a finite {kind}", f"Use a finite {kind}")
+    if number < 0 or (number == 0 and not allow_zero):
+        bound = "zero or more" if allow_zero else "greater than zero"
+        raise CloudflareInputError(parameter, f"{value!r} is negative" if number < 0 else "is zero", f"Use {bound}")
+    if integer and number != int(number):
+        raise CloudflareInputError(parameter, f"{value!r} is not a whole number", "Use a whole number")
+    return number
+
+
+def boolean(value: Any, parameter: str) -> bool:
+    """A boolean from an argument or a connection extra ("true"/"false" strings allowed)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no"}:
+        return value.strip().lower() in {"true", "1", "yes"}
+    raise CloudflareInputError(parameter, f"{value!r} is not a boolean", "Use true or false")
