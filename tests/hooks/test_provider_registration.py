@@ -1,0 +1,58 @@
+"""The provider as Airflow discovers it through the installed entry point."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+from airflow_provider_cfbilling.get_provider_info import get_provider_info
+
+
+def test_entry_point_returns_provider_info_named_like_the_distribution():
+    (entry_point,) = [
+        ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_cfbilling")
+    ]
+    info = entry_point.load()()
+    assert info["package-name"] == "airflow-provider-cfbilling"
+    for kind in ("hooks", "operators", "sensors", "triggers"):
+        modules = [module for entry in info[kind] for module in entry["python-modules"]]
+        assert modules, kind
+    (connection_type,) = info["connection-types"]
+    assert connection_type["connection-type"] == "cloudflare"
+    assert connection_type["hook-class-name"] == "airflow_provider_cfbilling.hooks.cloudflare.CloudflareHook"
+    assert set(connection_type["conn-fields"]) >= {"account_id", "timeout", "max_retries", "verify"}
+    assert "schema" in connection_type["ui-field-behaviour"]["hidden-fields"]
+
+
+def test_providers_manager_knows_the_provider_and_connection_type():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-cfbilling" in manager.providers
+    hook_info = manager.hooks["cloudflare"]
+    assert hook_info is not None
+    assert hook_info.hook_class_name == "airflow_provider_cfbilling.hooks.cloudflare.CloudflareHook"
+    assert hook_info.connection_testable
+    widgets = [name for name in manager.connection_form_widgets if name.startswith("extra__cloudflare__")]
+    assert "extra__cloudflare__account_id" in widgets
+    assert "cloudflare" in manager.field_behaviours
+
+
+def test_provider_info_validates_against_airflows_schema():
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    schema = json.loads(files("airflow").joinpath("provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_airflow_providers_list_shows_the_provider():
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    result = subprocess.run(
+        [airflow, "providers", "list", "-o", "plain"], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "airflow-provider-cfbilling" in result.stdout
