@@ -1,17 +1,69 @@
-"""Test environment: a throwaway AIRFLOW_HOME set before anything imports Airflow."""
+"""Test environment: a throwaway AIRFLOW_HOME set before anything imports Airflow, and the shared
+fixtures of the end-to-end tests (metadata DB, emulator, cloudflare connection)."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
+TEST_DAGS = REPO_ROOT / "tests" / "dags"
+EXAMPLE_DAGS = REPO_ROOT / "example_dags"
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="cfbilling-airflow-home-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "example_dags"))
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
-os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(TEST_DAGS)
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": name,
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(path), "refresh_interval": 0},
+        }
+        for name, path in (("test_dags", TEST_DAGS), ("example_dags", EXAMPLE_DAGS))
+    ]
+)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB in the throwaway AIRFLOW_HOME (for dag.test())."""
+    from airflow.utils import db
+
+    db.initdb()
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def emulator() -> Iterator[Any]:
+    """A fresh emulator on a free loopback port, frozen at a fixed clock."""
+    import datetime as dt
+
+    from airflow_provider_cfbilling.emulator import Emulator
+
+    with Emulator(seed=7, clock=dt.datetime(2025, 6, 20, 12, tzinfo=dt.timezone.utc)) as running:
+        yield running
+
+
+@pytest.fixture
+def cloudflare_conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """``cloudflare_default`` pointing at the emulator, with fast retries."""
+    from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN
+
+    connection = {
+        "conn_type": "cloudflare",
+        "host": emulator.base_url,
+        "password": DEFAULT_TOKEN,
+        "extra": {"account_id": DEFAULT_ACCOUNT_ID, "backoff_base": 0.01, "backoff_max": 0.05},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", json.dumps(connection))
+    return connection

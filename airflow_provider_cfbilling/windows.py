@@ -1,0 +1,162 @@
+"""The usage window: which UTC days a task covers, resolved in one place for operators and sensor.
+
+A window is half-open, ``[start, end)``, in whole UTC days, exactly like an Airflow data interval
+and FOCUS ``ChargePeriodEnd``. It is never silently widened or narrowed: values that do not fall
+on a UTC day boundary are refused with an error that says how to fix them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_cfbilling.exceptions import CloudflareInputError
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ONE_DAY = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Whole UTC days ``[start, end)``."""
+
+    start: dt.date
+    end: dt.date
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise CloudflareInputError(
+                "period_end",
+                f"{self.end} is not after period_start {self.start}; the window is half-open [start, end)",
+                "Set period_end to the day after the last day you want (e.g. start 2025-05-01, end 2025-05-02 "
+                "for one day)",
+            )
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def last_day(self) -> dt.date:
+        return self.end - ONE_DAY
+
+    def chunks(self, max_days: int) -> Iterator[Window]:
+        """Consecutive sub-windows of at most ``max_days`` days that tile this one exactly."""
+        cursor = self.start
+        while cursor < self.end:
+            stop = min(cursor + dt.timedelta(days=max_days), self.end)
+            yield Window(cursor, stop)
+            cursor = stop
+
+    @property
+    def start_timestamp(self) -> dt.datetime:
+        return dt.datetime(self.start.year, self.start.month, self.start.day, tzinfo=dt.timezone.utc)
+
+    @property
+    def end_timestamp(self) -> dt.datetime:
+        return dt.datetime(self.end.year, self.end.month, self.end.day, tzinfo=dt.timezone.utc)
+
+    def as_strings(self) -> tuple[str, str]:
+        return self.start.isoformat(), self.end.isoformat()
+
+
+def utc_day(value: Any, parameter: str) -> dt.date:
+    """A UTC day from a ``YYYY-MM-DD`` string, a date, or a datetime at a UTC day boundary."""
+    if isinstance(value, str):
+        text = value.strip()
+        if _DATE_ONLY.match(text):
+            try:
+                return dt.date.fromisoformat(text)
+            except ValueError:
+                raise CloudflareInputError(
+                    parameter, f"{value!r} is not a real calendar date", "Use YYYY-MM-DD"
+                ) from None
+        try:
+            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise CloudflareInputError(
+                parameter,
+                f"{value!r} is neither a date nor a timestamp",
+                "Use YYYY-MM-DD (or an ISO timestamp at 00:00 UTC)",
+            ) from None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise CloudflareInputError(
+                parameter,
+                f"{value.isoformat()} has no time zone",
+                "Pass a date (YYYY-MM-DD) or a timezone-aware datetime at 00:00 UTC",
+            )
+        utc = value.astimezone(dt.timezone.utc)
+        if (utc.hour, utc.minute, utc.second, utc.microsecond) != (0, 0, 0, 0):
+            raise CloudflareInputError(
+                parameter,
+                f"{value.isoformat()} is not at a UTC day boundary; usage is daily in UTC and the window "
+                "would have to be widened or narrowed",
+                "Pass dates (e.g. '{{ data_interval_start | ds }}'), or run the DAG on a UTC daily schedule",
+            )
+        return utc.date()
+    if isinstance(value, dt.date):
+        return dt.date(value.year, value.month, value.day)
+    raise CloudflareInputError(
+        parameter, f"expected a date, got {type(value).__name__}", "Pass a YYYY-MM-DD string, a date or a datetime"
+    )
+
+
+def _context_value(context: Mapping[str, Any], key: str) -> Any:
+    try:
+        return context.get(key)
+    except Exception:  # a lazy context value that cannot be resolved counts as absent
+        return None
+
+
+def _reference_time(context: Mapping[str, Any]) -> tuple[dt.datetime, str] | None:
+    logical_date = _context_value(context, "logical_date")
+    if logical_date is not None:
+        return logical_date, "logical date"
+    dag_run = _context_value(context, "dag_run")
+    run_after = getattr(dag_run, "run_after", None) if dag_run is not None else None
+    if run_after is not None:
+        return run_after, "run_after"
+    return None
+
+
+def _day_before(reference: dt.datetime) -> Window:
+    day = reference.astimezone(dt.timezone.utc).date() if reference.tzinfo else reference.date()
+    return Window(day - ONE_DAY, day)
+
+
+def resolve_window(period_start: Any, period_end: Any, context: Mapping[str, Any] | None) -> Window:
+    """The task's window: explicit values, else the data interval, else the UTC day before the
+    logical date, else the UTC day before ``run_after``."""
+    if period_start not in (None, "") or period_end not in (None, ""):
+        if period_start in (None, "") or period_end in (None, ""):
+            missing = "period_end" if period_start not in (None, "") else "period_start"
+            raise CloudflareInputError(
+                missing,
+                "only one end of the window was given",
+                "Give both period_start and period_end (half-open), or neither to use the run's data interval",
+            )
+        return Window(utc_day(period_start, "period_start"), utc_day(period_end, "period_end"))
+    context = context or {}
+    interval_start = _context_value(context, "data_interval_start")
+    interval_end = _context_value(context, "data_interval_end")
+    if interval_start is not None and interval_end is not None and interval_end > interval_start:
+        return Window(utc_day(interval_start, "data_interval_start"), utc_day(interval_end, "data_interval_end"))
+    reference = _reference_time(context)
+    if reference is None:
+        raise CloudflareInputError(
+            "period_start",
+            "the run has no data interval, logical date or run_after to derive a window from",
+            "Pass period_start and period_end",
+        )
+    return _day_before(reference[0])
+
+
+def resolve_day(day: Any, context: Mapping[str, Any] | None) -> dt.date:
+    """The sensor's day: explicit, else the last day of the run's default window."""
+    if day not in (None, ""):
+        return utc_day(day, "day")
+    return resolve_window(None, None, context).last_day
