@@ -29,7 +29,7 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
             "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
             "kwargs": {"path": str(path), "refresh_interval": 0},
         }
-        for name, path in (("test_dags", TEST_DAGS), ("example_dags", EXAMPLE_DAGS))
+        for name, path in (("test_dags", TEST_DAGS), ("cfbilling_examples", EXAMPLE_DAGS))
     ]
 )
 
@@ -67,3 +67,48 @@ def cloudflare_conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     }
     monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", json.dumps(connection))
     return connection
+
+
+S3_CONN_ID = "s3_test"
+S3_BUCKET = "cfbilling-lake"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """moto's S3-protocol server on 127.0.0.1, a bucket, and an Airflow ``aws`` connection for it."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    variable = f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"
+    previous = os.environ.get(variable)
+    os.environ[variable] = json.dumps(
+        {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
+    )
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    try:
+        client.create_bucket(Bucket=S3_BUCKET)
+        yield {"endpoint": endpoint, "bucket": S3_BUCKET, "conn_id": S3_CONN_ID, "client": client}
+    finally:
+        if previous is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = previous
+        server.stop()

@@ -540,9 +540,10 @@ class CloudflareHook(BaseHook):
         ``billing/usage/paygo``; default: the connection's ``extra.paygo_path``)."""
         return self._records(self._paygo_call(self.settings, account_id, from_date, to_date, path))
 
-    def get_paygo_usage_info(self, account_id: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
-        """Subscriptions and their ``billing_cycle_anchor_timestamp`` for a PayGo path that has an
-        info endpoint (``billable-usage`` and ``paygo-usage``)."""
+    def get_paygo_usage_info(self, account_id: str | None = None, path: str | None = None) -> dict[str, Any]:
+        """The ``result`` of a PayGo path's info endpoint (``billable-usage`` and ``paygo-usage``):
+        ``{"covered": bool, "subscriptions": [{"id", "start_timestamp",
+        "billing_cycle_anchor_timestamp"}, ...]}``."""
         settings = self.settings
         info_route = self._paygo_route(settings, path)[1]
         if info_route is None:
@@ -553,7 +554,9 @@ class CloudflareHook(BaseHook):
             )
         account_path, endpoint = self._account_path(info_route, account_id, settings)
         result = self._json(_Call(path=account_path, endpoint=endpoint))
-        return _as_list(result, endpoint)
+        if not isinstance(result, dict):
+            raise MalformedBodyError("The usage info is not an object", status=200, endpoint=endpoint)
+        return result
 
     def get_billing_profile(self, account_id: str | None = None) -> dict[str, Any]:
         """The account's billing profile (personal and payment data: redact before storing)."""

@@ -471,7 +471,7 @@ def test_paygo_path_defaults_to_the_connection_choice(monkeypatch):
 
 
 def test_paygo_info_endpoints():
-    info = [{"billing_cycle_anchor_timestamp": "2025-01-15T00:00:00Z"}]
+    info = {"covered": True, "subscriptions": [{"billing_cycle_anchor_timestamp": "2025-01-15T00:00:00Z"}]}
     recorder = Recorder(ok(info))
     hook = make_hook(recorder)
     assert hook.get_paygo_usage_info(path="billable-usage") == info

@@ -1,0 +1,49 @@
+"""DAGs the operator end-to-end tests run through dag.test(); every knob comes from dag_run.conf."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_cfbilling.operators.billing import (
+    CloudflareBillingProfileOperator,
+    CloudflarePaygoUsageOperator,
+    CloudflareUsageV2Operator,
+)
+
+START = pendulum.datetime(2025, 1, 1, tz="UTC")
+
+
+def conf(key: str) -> str:
+    return "{{ dag_run.conf.get('%s') or '' }}" % key
+
+
+COMMON = {
+    "account_id": conf("account_id"),
+    "destination": conf("destination"),
+    "destination_conn_id": conf("destination_conn_id"),
+}
+WINDOW = {"period_start": conf("period_start"), "period_end": conf("period_end")}
+
+for key_style in ("api", "snake"):
+    with DAG(f"cf_v2_{key_style}", schedule=None, start_date=START, catchup=False, tags=["test"]):
+        CloudflareUsageV2Operator(
+            task_id="usage", metric=conf("metric"), key_style=key_style, max_xcom_records=50_000, **COMMON, **WINDOW
+        )
+
+    with DAG(f"cf_paygo_{key_style}", schedule=None, start_date=START, catchup=False, tags=["test"]):
+        CloudflarePaygoUsageOperator(
+            task_id="usage",
+            paygo_path=conf("paygo_path"),
+            key_style=key_style,
+            max_xcom_records=50_000,
+            **COMMON,
+            **WINDOW,
+        )
+
+with DAG("cf_v2_small_xcom", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    CloudflareUsageV2Operator(task_id="usage", max_xcom_records=3, **COMMON, **WINDOW)
+
+with DAG("cf_profile", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    CloudflareBillingProfileOperator(task_id="profile", **COMMON)
+    CloudflareBillingProfileOperator(task_id="profile_unredacted", redact=False, account_id=conf("account_id"))
