@@ -30,9 +30,11 @@ else:
 
 if AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import Asset as OutletAsset
+    from airflow.sdk import AssetAlias as OutletAssetAlias
     from airflow.sdk import BaseOperator, BaseSensorOperator, ObjectStoragePath
 else:
     from airflow.datasets import Dataset as OutletAsset  # type: ignore[no-redef]
+    from airflow.datasets import DatasetAlias as OutletAssetAlias  # type: ignore[no-redef]
     from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
     from airflow.models import BaseOperator  # type: ignore[no-redef]
     from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
@@ -73,6 +75,7 @@ __all__ = [
     "BaseTrigger",
     "ObjectStoragePath",
     "OutletAsset",
+    "OutletAssetAlias",
     "TriggerEvent",
     "default_deferrable",
     "get_hook_lineage_collector",

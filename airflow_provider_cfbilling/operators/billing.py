@@ -18,7 +18,7 @@ from airflow_provider_cfbilling import windows
 from airflow_provider_cfbilling.exceptions import CloudflareAPIError, CloudflareInputError, CloudflareNotFoundError
 from airflow_provider_cfbilling.get_provider_info import PAYGO_PATHS
 from airflow_provider_cfbilling.validation import V2_MAX_SPAN_DAYS
-from airflow_provider_cfbilling.version_compat import BaseOperator
+from airflow_provider_cfbilling.version_compat import BaseOperator, OutletAsset, OutletAssetAlias
 
 if TYPE_CHECKING:
     from airflow_provider_cfbilling.hooks.cloudflare import CloudflareHook
@@ -47,6 +47,12 @@ class _CloudflareBillingOperator(BaseOperator):
     :param file_format: ``jsonl`` (default), ``csv`` or ``parquet``; default from the suffix.
     :param key_style: ``"api"`` (the API's keys) or ``"snake"`` (the official SDK's attribute names).
     :param max_xcom_records: the most records returned through XCom when ``destination`` is unset.
+
+    Lineage: the written object is reported as hook-level lineage and, when the OpenLineage
+    provider is installed, as the output of :meth:`get_openlineage_facets_on_complete`. To
+    schedule downstream DAGs on it, give ``outlets``: an ``AssetAlias`` receives an asset event for
+    the exact object written (one per partition), an ``Asset`` gets the summary as its event's
+    ``extra``.
     """
 
     template_fields: Sequence[str] = ("account_id", "destination", "destination_conn_id")
@@ -120,6 +126,7 @@ class _CloudflareBillingOperator(BaseOperator):
         *,
         source: str,
         summary: dict[str, Any],
+        context: Any,
     ) -> Any:
         """Send the records to XCom or storage; the XCom return value."""
         styled = _styled(records, self.key_style)
@@ -148,15 +155,29 @@ class _CloudflareBillingOperator(BaseOperator):
         self.log.info(
             "Wrote %d records (%d bytes, %s) to %s", result.records, result.bytes, result.file_format, result.uri
         )
-        return {
+        written = {
             "uri": result.uri,
             "format": result.file_format,
             "records": result.records,
             "bytes": result.bytes,
             **summary,
         }
+        self._report_outlets(context, written)
+        return written
 
     # -- lineage -----------------------------------------------------------------------------
+
+    def _report_outlets(self, context: Any, summary: dict[str, Any]) -> None:
+        """Asset events for the declared outlets: the written object for aliases, the summary as extra."""
+        outlets = list(getattr(self, "outlets", None) or [])
+        if not outlets or not context or "outlet_events" not in context:
+            return
+        events = context["outlet_events"]
+        for outlet in outlets:
+            if isinstance(outlet, OutletAssetAlias):
+                events[outlet].add(OutletAsset(summary["uri"]), extra=summary)
+            elif isinstance(outlet, OutletAsset):
+                events[outlet].extra.update(summary)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the Cloudflare endpoint as input and the written object as output."""
@@ -270,7 +291,9 @@ class CloudflareUsageV2Operator(_UsageOperator):
                     fetched = hook.get_v2_usage(account_id, chunk.start, chunk.end, metric)
                     yield from _in_window(fetched, chunk, endpoint, metric)
 
-        return self._land(fetch(), spec, source=self.source, summary=self._summary(account_id, window, endpoint))
+        return self._land(
+            fetch(), spec, source=self.source, summary=self._summary(account_id, window, endpoint), context=context
+        )
 
 
 class CloudflarePaygoUsageOperator(_UsageOperator):
@@ -325,7 +348,9 @@ class CloudflarePaygoUsageOperator(_UsageOperator):
                     fetched = hook.get_paygo_usage(account_id, request_start, window.end, path)
                     yield from _in_window(fetched, window, endpoint)
 
-            return self._land(fetch(), spec, source=source, summary=self._summary(account_id, window, endpoint))
+            return self._land(
+                fetch(), spec, source=source, summary=self._summary(account_id, window, endpoint), context=context
+            )
         except CloudflareNotFoundError as error:
             if 7003 not in error.codes:
                 raise
@@ -400,7 +425,7 @@ class CloudflareBillingProfileOperator(_CloudflareBillingOperator):
         summary = {"account_id": account_id, "period_start": None, "period_end": None, "endpoint": endpoint}
         if spec is None:
             return record_tools.apply_key_style(profile, self.key_style)
-        return self._land([profile], spec, source=self.source, summary=summary)
+        return self._land([profile], spec, source=self.source, summary=summary, context=context)
 
 
 __all__ = [

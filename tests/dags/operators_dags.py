@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, Asset, AssetAlias
 
 from airflow_provider_cfbilling.operators.billing import (
     CloudflareBillingProfileOperator,
@@ -47,3 +48,14 @@ with DAG("cf_v2_small_xcom", schedule=None, start_date=START, catchup=False, tag
 with DAG("cf_profile", schedule=None, start_date=START, catchup=False, tags=["test"]):
     CloudflareBillingProfileOperator(task_id="profile", **COMMON)
     CloudflareBillingProfileOperator(task_id="profile_unredacted", redact=False, account_id=conf("account_id"))
+
+with DAG("cf_v2_lineage", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    CloudflareUsageV2Operator(
+        task_id="usage",
+        outlets=[AssetAlias("cloudflare_usage_v2"), Asset("cloudflare://usage_v2/all")],
+        **COMMON,
+        **WINDOW,
+    )
+
+with DAG("cf_downstream_of_usage", schedule=[AssetAlias("cloudflare_usage_v2")], start_date=START, catchup=False):
+    EmptyOperator(task_id="consume")

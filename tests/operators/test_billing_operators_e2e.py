@@ -214,3 +214,34 @@ def test_paygo_and_profile_to_s3(airflow_db, emulator, cloudflare_conn, s3_serve
     (stored,) = read_records(profile_uri, conn_id=s3_server["conn_id"])
     assert all(stored[field] in (REDACTED, None) for field in PROFILE_REDACTED_FIELDS if field in stored)
     assert xcom(dag_run, "profile")["uri"] == profile_uri
+
+
+def test_destination_is_reported_as_asset_events_and_openlineage(airflow_db, emulator, cloudflare_conn, tmp_path):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    uri = f"file://{tmp_path}/charge_date=2025-06-10/usage.jsonl"
+    conf = {"period_start": "2025-06-10", "period_end": "2025-06-11", "destination": uri}
+    dag_run = run_dag("cf_v2_lineage", logical_date=LOGICAL, conf=conf)
+    succeeded(dag_run)
+    summary = xcom(dag_run, "usage")
+    with create_session() as session:
+        rows = (
+            session.query(AssetModel.uri, AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .filter(AssetEvent.source_run_id == dag_run.run_id)
+        )
+        events = {uri: extra for uri, extra in rows}
+    assert events[uri] == summary
+    assert events["cloudflare://usage_v2/all"] == summary
+
+    from airflow_provider_cfbilling.operators.billing import CloudflareUsageV2Operator
+
+    operator = CloudflareUsageV2Operator(
+        task_id="t", destination=uri, period_start="2025-06-10", period_end="2025-06-11"
+    )
+    operator.execute({})
+    lineage = operator.get_openlineage_facets_on_complete(None)
+    assert [(dataset.namespace, dataset.name) for dataset in lineage.outputs] == [
+        ("file", f"{tmp_path}/charge_date=2025-06-10/usage.jsonl")
+    ]
