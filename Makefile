@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-test
 
-.PHONY: install test lint unit e2e clean
+.PHONY: install test lint clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,3 +23,7 @@ test: $(STAMP) lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks against the emulator over loopback (never part of `make test`).
+bench: $(STAMP)
+	$(PY) bench/run.py
