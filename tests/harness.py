@@ -6,7 +6,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from conftest import EXAMPLE_DAGS, TEST_DAGS
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_DAGS = REPO_ROOT / "tests" / "dags"
+EXAMPLE_DAGS = REPO_ROOT / "example_dags"
 
 
 def load_dag(dag_id: str, folder: Path = TEST_DAGS) -> Any:

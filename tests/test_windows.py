@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from types import SimpleNamespace
 
 import pendulum
@@ -97,7 +98,7 @@ def test_chunks_tile_the_window_exactly():
     chunks = list(window.chunks(31))
     assert chunks[0].start == window.start
     assert chunks[-1].end == window.end
-    assert all(a.end == b.start for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(chunks))
     assert all(chunk.days <= 31 for chunk in chunks)
     assert sum(chunk.days for chunk in chunks) == window.days
 

@@ -1,0 +1,168 @@
+"""The HTTP control API under ``/__emulator__/``: drive the emulator from another process.
+
+Loopback clients only. Every answer is plain JSON (no Cloudflare envelope); errors are
+``{"error": "..."}`` with status 400 (bad input) or 404 (unknown control path).
+
+========  =========================  =======================================================================
+method    path                       what
+========  =========================  =======================================================================
+GET       /__emulator__/health       ``{"ok": true, "base_url": ..., "now": ...}``
+GET       /__emulator__/requests     the request log (a JSON list); DELETE empties it
+GET/POST  /__emulator__/clock        read; or ``{"set": iso, "running": false}``, ``{"advance_seconds": n}``,
+                                     ``{"real": true}``
+GET/POST  /__emulator__/faults       read; or add ``{"faults": [spec | {fields}], "replace": false,
+                                     "rate_limit": "N/W/B" | {...} | null}`` (a bare spec string or list
+                                     works too); DELETE clears the faults
+POST      /__emulator__/reset        back to the startup configuration, empty log
+GET       /__emulator__/expected     ``?account_id=&day=&source=v2|paygo|paygo-usage|billable-usage``
+                                     ``[&metric=..][&format=json|jsonl]``: that day's records
+GET/POST  /__emulator__/config       read or change switches (``{"to_inclusive": true, ...}``)
+========  =========================  =======================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cfbilling.emulator.clock import parse_instant
+from airflow_provider_cfbilling.emulator.faults import RateLimitConfig, fault_from_any
+
+if TYPE_CHECKING:
+    from airflow_provider_cfbilling.emulator.core import Emulator
+
+CONTROL_PREFIX = "/__emulator__"
+_LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+_JSON = "application/json"
+
+
+class _ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _json(payload: Any, status: int = 200) -> tuple[int, bytes, str]:
+    return status, json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(), _JSON
+
+
+def _load(body: bytes) -> Any:
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise _ControlError(400, "the body must be JSON")
+
+
+def _one(query: Mapping[str, list[str]], name: str, default: str | None = None) -> str:
+    values = query.get(name)
+    if not values or not values[0]:
+        if default is None:
+            raise _ControlError(400, f"missing query parameter {name!r}")
+        return default
+    return values[0]
+
+
+def _faults_state(emu: Emulator) -> dict[str, Any]:
+    return {"faults": emu.faults, "rate_limit": emu.settings()["rate_limit"], "route_counts": emu.route_counts()}
+
+
+def _post_faults(emu: Emulator, payload: Any) -> None:
+    if isinstance(payload, (str, list)):
+        payload = {"faults": payload}
+    if not isinstance(payload, Mapping):
+        raise _ControlError(400, "send a fault spec, a list of them, or an object with 'faults'")
+    specs = payload.get("faults", [])
+    if isinstance(specs, (str, Mapping)):
+        specs = [specs]
+    faults = [fault_from_any(spec) for spec in specs]  # validate all before arming any
+    if payload.get("replace") or payload.get("clear"):
+        emu.clear_faults()
+    for fault in faults:
+        emu.add_fault_spec(fault)
+    if "rate_limit" in payload:
+        limit = payload["rate_limit"]
+        if limit is None:
+            emu.set_rate_limit(None)
+        else:
+            config = RateLimitConfig.from_any(limit)
+            emu.set_rate_limit(
+                config.max_requests,
+                config.window_seconds,
+                config.block_seconds,
+                retry_after_http_date=config.retry_after_http_date,
+            )
+
+
+def _post_clock(emu: Emulator, payload: Any) -> None:
+    if not isinstance(payload, Mapping):
+        raise _ControlError(400, "send an object: {'set': iso} or {'advance_seconds': n} or {'real': true}")
+    if payload.get("real"):
+        emu.use_real_clock()
+    if "set" in payload:
+        emu.set_clock(parse_instant(str(payload["set"])), running=bool(payload.get("running", False)))
+    if "advance_seconds" in payload:
+        emu.advance_clock(float(payload["advance_seconds"]))
+
+
+def _expected(emu: Emulator, query: Mapping[str, list[str]]) -> tuple[int, bytes, str]:
+    account_id = _one(query, "account_id")
+    day = date.fromisoformat(_one(query, "day"))
+    source = _one(query, "source", "v2")
+    metrics = [value for value in query.get("metric", []) + query.get("metric_id", []) if value]
+    records = emu.expected_records(account_id, day, source=source, metric=metrics or None)
+    if _one(query, "format", "json") == "jsonl":
+        lines = "".join(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n" for record in records)
+        return 200, lines.encode(), "application/x-ndjson"
+    return _json(records)
+
+
+def handle_control(
+    emu: Emulator, method: str, path: str, query: Mapping[str, list[str]], body: bytes, client_host: str
+) -> tuple[int, bytes, str]:
+    """Answer one control request: (status, body, content type)."""
+    if client_host not in _LOOPBACK:
+        return _json({"error": "the control API is for loopback clients only"}, 403)
+    action = path[len(CONTROL_PREFIX) :].strip("/")
+    try:
+        if action == "health" and method == "GET":
+            return _json({"ok": True, "base_url": emu.base_url, "now": emu.describe_clock()["now"]})
+        if action == "requests":
+            if method == "GET":
+                return _json(emu.request_log)
+            if method == "DELETE":
+                emu.clear_request_log()
+                return _json({"cleared": True})
+        if action == "clock":
+            if method == "POST":
+                _post_clock(emu, _load(body))
+            if method in ("GET", "POST"):
+                return _json(emu.describe_clock())
+        if action == "faults":
+            if method == "POST":
+                _post_faults(emu, _load(body))
+            elif method == "DELETE":
+                emu.clear_faults()
+            if method in ("GET", "POST", "DELETE"):
+                return _json(_faults_state(emu))
+        if action == "reset" and method == "POST":
+            emu.reset()
+            return _json({"reset": True, **emu.describe_clock()})
+        if action == "expected" and method == "GET":
+            return _expected(emu, query)
+        if action == "config":
+            if method == "POST":
+                payload = _load(body)
+                if not isinstance(payload, Mapping):
+                    raise _ControlError(400, "send an object of settings")
+                emu.configure(**payload)
+            if method in ("GET", "POST"):
+                return _json(emu.settings())
+        raise _ControlError(404, f"no control endpoint {method} {path}")
+    except _ControlError as error:
+        return _json({"error": str(error)}, error.status)
+    except (ValueError, TypeError) as error:
+        return _json({"error": str(error)}, 400)

@@ -1,0 +1,250 @@
+"""The trigger that waits, in the triggerer, until a day's Cloudflare usage is available.
+
+It also holds what the sensor and the trigger share about availability: which errors are worth
+waiting out (:func:`is_transient`) and how records are counted (:func:`count_records_on_day`).
+HTTP, retries and ``Retry-After`` belong to the hook; this module only decides when to ask again
+and when to give up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+from airflow_provider_cfbilling import records as record_tools
+from airflow_provider_cfbilling.exceptions import (
+    CloudflareAPIError,
+    CloudflareInputError,
+    CloudflareRateLimitError,
+    CloudflareServerError,
+)
+from airflow_provider_cfbilling.version_compat import BaseTrigger, TriggerEvent
+
+CHARGE_PERIOD_START = "ChargePeriodStart"
+METRIC_ID = "x_BillableMetricId"
+SOURCES = ("v2", "paygo")
+# The hook's constructor arguments that the sensor may pass through to the trigger.
+HOOK_SETTINGS = ("timeout", "max_retries", "retry_after_max", "backoff_base", "backoff_max")
+# HTTP statuses the hook retries; an error carrying one of them is never a reason to stop waiting.
+_TRANSIENT_STATUSES = frozenset({408, 409, 429})
+
+
+def is_transient(error: Exception) -> bool:
+    """Whether waiting (and asking again later) can cure ``error``.
+
+    Rate limits, 5xx, network errors, malformed bodies and a 200 with ``success: false`` are
+    transient. 3xx and 4xx answers (bad parameters, bad credentials, missing Billing Read, unknown
+    route) and bad input are permanent: no amount of waiting fixes them.
+    """
+    if isinstance(error, (CloudflareRateLimitError, CloudflareServerError)):
+        return True
+    if isinstance(error, CloudflareAPIError):
+        status = error.status
+        return status is None or status in _TRANSIENT_STATUSES or not 300 <= status < 500
+    return False
+
+
+def count_records_on_day(records: Iterable[dict[str, Any]], day: dt.date, metric: str | None = None) -> int:
+    """How many records have ``ChargePeriodStart`` on ``day`` (UTC) and, if given, the metric.
+
+    The request's ``to`` may be read inclusively by the server and PayGo requests may start
+    earlier (at a billing-cycle anchor day), so records of other days are expected and skipped;
+    the metric is checked here too because not every server version honours the filter.
+    """
+    count = 0
+    parse = record_tools.parse_timestamp
+    for record in records:
+        value = record.get(CHARGE_PERIOD_START)
+        if value is None:
+            continue
+        try:
+            if parse(value).date() != day:
+                continue
+        except ValueError:
+            continue
+        if metric is not None and record.get(METRIC_ID) != metric:
+            continue
+        count += 1
+    return count
+
+
+def error_event_payload(
+    error: Exception, *, day: str, account_id: str, redact: Callable[[str], str] = str
+) -> dict[str, Any]:
+    """The small ``error`` event for ``error``; ``redact`` removes the connection's credentials."""
+    api_error = error if isinstance(error, CloudflareAPIError) else None
+    return {
+        "status": "error",
+        "message": redact(str(error)),
+        "http_status": api_error.status if api_error else None,
+        "codes": list(api_error.codes) if api_error else [],
+        "error_type": type(error).__name__,
+        "day": day,
+        "account_id": account_id,
+    }
+
+
+class CloudflareUsageAvailableTrigger(BaseTrigger):
+    """Polls Cloudflare until a day has at least ``min_records`` usage records, then fires once.
+
+    Each poll is one request through :class:`~airflow_provider_cfbilling.hooks.cloudflare.CloudflareHook`'s
+    async methods, so 429 (honouring ``Retry-After``), 5xx and network errors are retried with
+    backoff there. When the hook gives up on a transient error the trigger logs it and polls again
+    after ``poll_interval``; a permanent error (400/401/403/404, bad input) ends it at once. A poll
+    in flight never outlives ``end_time``.
+
+    The one event it yields is a small JSON object:
+
+    - ``{"status": "success", "records": n, "day": "YYYY-MM-DD", "account_id": ...}``
+    - ``{"status": "error", "message": ..., "http_status": int | None, "codes": [int], "error_type": ...,
+      "day": ..., "account_id": ...}``
+    - ``{"status": "timeout", "message": ..., "records": n | None, "last_error": str | None, "day": ...,
+      "account_id": ...}``, once ``time.time() >= end_time``.
+
+    :param account_id: the account (32 hexadecimal characters), already resolved.
+    :param day: the UTC day, ``YYYY-MM-DD``.
+    :param end_time: the deadline, wall-clock epoch seconds (``time.time()`` based).
+    :param source: ``"v2"`` or ``"paygo"``.
+    :param metric: v2 only: the billable metric id to wait for.
+    :param paygo_path: paygo only: the PayGo path (``billable-usage``, ``paygo-usage``, ``billing/usage/paygo``).
+    :param from_date: the request's ``from``, ``YYYY-MM-DD`` (default ``day``); PayGo paths with the
+        billing-cycle anchor rule start at the anchor day.
+    :param min_records: how many records on ``day`` make it available.
+    :param cloudflare_conn_id: the ``cloudflare`` connection.
+    :param poll_interval: seconds between polls.
+    :param retry_settings: the hook's ``timeout``, ``max_retries``, ``retry_after_max``,
+        ``backoff_base``, ``backoff_max`` (unset ones come from the connection).
+    """
+
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        day: str,
+        end_time: float,
+        source: str = "v2",
+        metric: str | None = None,
+        paygo_path: str | None = None,
+        from_date: str | None = None,
+        min_records: int = 1,
+        cloudflare_conn_id: str = "cloudflare_default",
+        poll_interval: float = 60.0,
+        retry_settings: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if source not in SOURCES:
+            raise CloudflareInputError("source", f"{source!r} is not a usage source", "Use 'v2' or 'paygo'")
+        unknown = set(retry_settings or {}) - set(HOOK_SETTINGS)
+        if unknown:
+            raise CloudflareInputError(
+                "retry_settings", f"unknown keys {sorted(unknown)}", f"Use only {', '.join(HOOK_SETTINGS)}"
+            )
+        self.account_id = account_id
+        self.day = day
+        self.end_time = float(end_time)
+        self.source = source
+        self.metric = metric
+        self.paygo_path = paygo_path
+        self.from_date = from_date or day
+        self.min_records = min_records
+        self.cloudflare_conn_id = cloudflare_conn_id
+        self.poll_interval = float(poll_interval)
+        self.retry_settings = dict(retry_settings or {})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "account_id": self.account_id,
+                "day": self.day,
+                "end_time": self.end_time,
+                "source": self.source,
+                "metric": self.metric,
+                "paygo_path": self.paygo_path,
+                "from_date": self.from_date,
+                "min_records": self.min_records,
+                "cloudflare_conn_id": self.cloudflare_conn_id,
+                "poll_interval": self.poll_interval,
+                "retry_settings": dict(self.retry_settings),
+            },
+        )
+
+    def _hook(self) -> Any:
+        from airflow_provider_cfbilling.hooks.cloudflare import CloudflareHook
+
+        return CloudflareHook(self.cloudflare_conn_id, **self.retry_settings)
+
+    async def _count(self, hook: Any) -> int:
+        """One availability check: the narrowest request, then count the records on the day."""
+        day = dt.date.fromisoformat(self.day)
+        to_date = day + dt.timedelta(days=1)
+        if self.source == "v2":
+            records = await hook.aget_v2_usage(self.account_id, day, to_date, self.metric)
+        else:
+            from_date = dt.date.fromisoformat(self.from_date)
+            records = await hook.aget_paygo_usage(self.account_id, from_date, to_date, self.paygo_path)
+        return count_records_on_day(records, day, self.metric)
+
+    def _event(self, payload: dict[str, Any]) -> TriggerEvent:
+        return TriggerEvent({**payload, "day": self.day, "account_id": self.account_id})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self._hook()
+        polls = 0
+        last_count: int | None = None
+        last_error: str | None = None
+        while True:
+            remaining = self.end_time - time.time()
+            if remaining <= 0:
+                break
+            polls += 1
+            try:
+                # The hook's retries (Retry-After included) may take long; they never run past end_time.
+                count = await asyncio.wait_for(self._count(hook), timeout=remaining)
+            except asyncio.TimeoutError:
+                last_error = last_error or "the last check was still retrying at the deadline"
+                break
+            except Exception as error:
+                if not is_transient(error):
+                    payload = error_event_payload(error, day=self.day, account_id=self.account_id, redact=hook.redact)
+                    self.log.error("Usage check of %s failed and will not be retried: %s", self.day, payload["message"])
+                    yield TriggerEvent(payload)
+                    return
+                last_error = hook.redact(str(error))
+                self.log.warning(
+                    "Usage check %d of %s failed after the hook's retries (%s); polling again in %g s",
+                    polls,
+                    self.day,
+                    last_error,
+                    self.poll_interval,
+                )
+            else:
+                last_count, last_error = count, None
+                if count >= self.min_records:
+                    self.log.info("Usage of %s is available: %d record(s) after %d check(s)", self.day, count, polls)
+                    yield self._event({"status": "success", "records": count})
+                    return
+                self.log.info(
+                    "Usage of %s not available yet: %d of %d record(s); checking again in %g s",
+                    self.day,
+                    count,
+                    self.min_records,
+                    self.poll_interval,
+                )
+            await asyncio.sleep(max(0.0, min(self.poll_interval, self.end_time - time.time())))
+        message = (
+            f"Usage of {self.day} for account {self.account_id} was not available before the sensor's timeout: "
+            f"{'no successful check' if last_count is None else f'{last_count} of {self.min_records} record(s)'}"
+            f" after {polls} check(s)" + (f"; last error: {last_error}" if last_error else "")
+        )
+        yield self._event({"status": "timeout", "message": message, "records": last_count, "last_error": last_error})
+
+
+__all__ = [
+    "CloudflareUsageAvailableTrigger",
+    "count_records_on_day",
+    "is_transient",
+]

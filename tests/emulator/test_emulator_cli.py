@@ -1,0 +1,104 @@
+"""The command line: start as a subprocess, read the ready line, use it, SIGTERM, clean exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from emulator_helpers import BEARER, usage_path
+
+from airflow_provider_cfbilling.emulator import DEFAULT_TOKEN
+from airflow_provider_cfbilling.emulator.cli import build_emulator, build_parser
+
+READY = re.compile(r"^Cloudflare billing emulator listening on (http://127\.0\.0\.1:\d+/client/v4)$")
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_cfbilling.emulator", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, "the emulator did not print its ready line in time"
+    return proc.stdout.readline().rstrip("\n")
+
+
+def test_cli_serves_until_sigterm() -> None:
+    proc = start(
+        "--port", "0", "--seed", "5", "--clock", "2026-01-10T12:00:00Z", "--to-inclusive", "--zones", "2",
+        "--fault", "v2:nth=1:status=503", "--rate-limit", "1200/300/300", "--availability-delay-hours", "1",
+    )
+    try:
+        line = read_line(proc)
+        match = READY.match(line)
+        assert match, line
+        base_url = match.group(1)
+        with httpx.Client(base_url=base_url, headers=BEARER, timeout=10, verify=False) as http:
+            window = {"from": "2026-01-09", "to": "2026-01-09"}
+            assert http.get(usage_path("v2"), params=window).status_code == 503
+            records = http.get(usage_path("v2"), params=window).json()["result"]
+            assert {r["ChargePeriodStart"] for r in records} == {"2026-01-09T00:00:00Z"}  # to is inclusive
+            assert len({r["x_ZoneId"] for r in records if r["x_ZoneId"]}) == 2
+            health = httpx.get(base_url.replace("/client/v4", "/__emulator__/health"), verify=False).json()
+            assert health["now"] == "2026-01-10T12:00:00Z"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stdout is not None
+        assert proc.stdout.read() == ""  # exactly one line
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_sigint_also_exits_cleanly() -> None:
+    proc = start("--port", "0")
+    try:
+        assert READY.match(read_line(proc))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_rejects_bad_arguments() -> None:
+    for args in (["--fault", "nowhere:status=500"], ["--rate-limit", "lots"], ["--host", "0.0.0.0"]):
+        proc = start(*args)
+        _, stderr = proc.communicate(timeout=20)
+        assert proc.returncode == 2, args
+        assert "error" in stderr
+
+
+def test_cli_options_build_the_emulator(tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(
+        json.dumps({"tokens": [{"value": "t" * 40, "owner": "user", "billing_read": False}]}), encoding="utf-8"
+    )
+    args = build_parser().parse_args(
+        ["--credentials-file", str(credentials), "--rate-limit", "10/60/30", "--rate-limit-http-date",
+         "--populate-costs", "--extra-fields", "--ignore-metric-filter", "--scale", "2", "--clock",
+         "2026-01-10T12:00:00Z", "--clock-running"]
+    )
+    emu = build_emulator(args)
+    assert emu.credentials.find_token("t" * 40) is not None
+    assert emu.credentials.find_token(DEFAULT_TOKEN) is None  # include_defaults was not asked for
+    assert emu.settings()["rate_limit"]["retry_after_http_date"] is True
+    assert (emu.populate_costs, emu.extra_fields, emu.ignore_metric_filter, emu.scale) == (True, True, True, 2)
+    assert emu.clock.mode == "offset"
