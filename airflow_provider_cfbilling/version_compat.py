@@ -32,9 +32,15 @@ if AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import Asset as OutletAsset
     from airflow.sdk import AssetAlias as OutletAssetAlias
     from airflow.sdk import BaseOperator, BaseSensorOperator, ObjectStoragePath
+    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 else:
     from airflow.datasets import Dataset as OutletAsset  # type: ignore[no-redef]
     from airflow.datasets import DatasetAlias as OutletAssetAlias  # type: ignore[no-redef]
+    from airflow.exceptions import (  # type: ignore[assignment,no-redef]
+        AirflowException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
     from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
     from airflow.models import BaseOperator  # type: ignore[no-redef]
     from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
@@ -69,6 +75,9 @@ __all__ = [
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
+    "AirflowException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",

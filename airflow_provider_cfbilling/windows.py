@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,3 +160,35 @@ def resolve_day(day: Any, context: Mapping[str, Any] | None) -> dt.date:
     if day not in (None, ""):
         return utc_day(day, "day")
     return resolve_window(None, None, context).last_day
+
+
+# PayGo paths whose server returns nothing unless the requested range contains a billing-cycle
+# anchor day (the spec's warning on /paygo-usage and /billable-usage).
+ANCHOR_RULE_PATHS = frozenset({"billable-usage", "paygo-usage"})
+
+
+def latest_anchor_on_or_before(day: dt.date, anchor_day: int) -> dt.date:
+    """The latest date on or before ``day`` that is a billing-cycle anchor day (clamped to month end)."""
+    year, month = day.year, day.month
+    for _ in range(2):
+        last = (dt.date(year + (month == 12), month % 12 + 1, 1) - ONE_DAY).day
+        candidate = dt.date(year, month, min(anchor_day, last))
+        if candidate <= day:
+            return candidate
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    raise AssertionError("unreachable: the previous month always has an anchor day")
+
+
+def anchored_start(info: Mapping[str, Any], day: dt.date) -> dt.date:
+    """Where a PayGo request must start so its range contains every subscription's anchor day:
+    the earliest of their latest anchor days on or before ``day`` (``info`` is the result of the
+    path's info endpoint; ``day`` itself when it lists no anchor)."""
+    from airflow_provider_cfbilling.records import parse_timestamp
+
+    subscriptions: Iterable[Any] = info.get("subscriptions") or []
+    anchors = {
+        parse_timestamp(item["billing_cycle_anchor_timestamp"]).day
+        for item in subscriptions
+        if isinstance(item, Mapping) and item.get("billing_cycle_anchor_timestamp")
+    }
+    return min((latest_anchor_on_or_before(day, anchor) for anchor in anchors), default=day)

@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_XCOM_RECORDS = 1000
 CHARGE_PERIOD_START = "ChargePeriodStart"
 METRIC_ID = "x_BillableMetricId"
-# The PayGo paths whose server returns nothing unless the range contains a billing-cycle anchor day.
-ANCHOR_RULE_PATHS = frozenset({"billable-usage", "paygo-usage"})
 PAYGO_SOURCES = {"billable-usage": "billable-usage", "paygo-usage": "paygo-usage", "billing/usage/paygo": "paygo"}
 
 
@@ -363,34 +361,9 @@ class CloudflarePaygoUsageOperator(_UsageOperator):
             raise
 
     def _request_start(self, hook: CloudflareHook, account_id: str, path: str, window: windows.Window) -> dt.date:
-        if path not in ANCHOR_RULE_PATHS:
+        if path not in windows.ANCHOR_RULE_PATHS:
             return window.start
-        anchors = anchor_days(hook.get_paygo_usage_info(account_id, path))
-        if not anchors:
-            return window.start
-        return min(latest_anchor_on_or_before(window.start, anchor) for anchor in anchors)
-
-
-def anchor_days(info: dict[str, Any]) -> set[int]:
-    """Days of the month on which the subscriptions' billing cycles start (from the info endpoint)."""
-    days = set()
-    for subscription in info.get("subscriptions") or []:
-        value = subscription.get("billing_cycle_anchor_timestamp") if isinstance(subscription, dict) else None
-        if value:
-            days.add(record_tools.parse_timestamp(value).day)
-    return days
-
-
-def latest_anchor_on_or_before(day: dt.date, anchor_day: int) -> dt.date:
-    """The latest date on or before ``day`` that is a billing-cycle anchor day (clamped to month end)."""
-    year, month = day.year, day.month
-    for _ in range(2):
-        last = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)).day
-        candidate = dt.date(year, month, min(anchor_day, last))
-        if candidate <= day:
-            return candidate
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-    raise AssertionError("unreachable: the previous month always has an anchor day")
+        return windows.anchored_start(hook.get_paygo_usage_info(account_id, path), window.start)
 
 
 class CloudflareBillingProfileOperator(_CloudflareBillingOperator):

@@ -15,19 +15,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow.exceptions import AirflowException
-
 from airflow_provider_cfbilling import validation, windows
 from airflow_provider_cfbilling.exceptions import CloudflareAPIError, CloudflareInputError
 from airflow_provider_cfbilling.get_provider_info import PAYGO_PATHS
-from airflow_provider_cfbilling.operators.billing import ANCHOR_RULE_PATHS, anchor_days, latest_anchor_on_or_before
 from airflow_provider_cfbilling.triggers.billing import (
     SOURCES,
     CloudflareUsageAvailableTrigger,
     count_records_on_day,
     is_transient,
 )
-from airflow_provider_cfbilling.version_compat import BaseSensorOperator, default_deferrable
+from airflow_provider_cfbilling.version_compat import (
+    AirflowException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    default_deferrable,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_cfbilling.hooks.cloudflare import CloudflareHook
@@ -206,7 +209,7 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
         """The request's ``from``: the day, or for PayGo paths with the anchor rule the latest
         billing-cycle anchor day on or before it (read once per run from the info endpoint; while
         that fails transiently, a day early enough to contain any anchor day)."""
-        if check.paygo_path not in ANCHOR_RULE_PATHS:
+        if check.paygo_path not in windows.ANCHOR_RULE_PATHS:
             return check.day
         if self._from_date is None:
             try:
@@ -222,10 +225,7 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
                     fallback,
                 )
                 return fallback
-            anchors = anchor_days(info)
-            self._from_date = min(
-                (latest_anchor_on_or_before(check.day, anchor) for anchor in anchors), default=check.day
-            )
+            self._from_date = windows.anchored_start(info, check.day)
             self.log.info(
                 "PayGo %s: requests start at the billing-cycle anchor day %s", check.paygo_path, self._from_date
             )
@@ -233,7 +233,7 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
 
     def _trigger_from(self, check: _Check) -> dt.date:
         """The trigger's ``from_date``, from what the checks so far learnt (no request)."""
-        if check.paygo_path not in ANCHOR_RULE_PATHS:
+        if check.paygo_path not in windows.ANCHOR_RULE_PATHS:
             return check.day
         return self._from_date or check.day - dt.timedelta(days=_ANCHOR_FALLBACK_DAYS)
 
@@ -321,9 +321,6 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
         ``timeout`` raises ``AirflowSensorTimeout`` (``AirflowSkipException`` with ``soft_fail``);
         ``error`` raises ``AirflowException`` with Cloudflare's status, codes and message.
         """
-        # Imported here: on Airflow 3 airflow.exceptions warns on access to these two names.
-        from airflow.exceptions import AirflowSensorTimeout, AirflowSkipException
-
         event = event or {}
         status = event.get("status")
         if status == "success":

@@ -15,9 +15,10 @@ WINDOW = {"from": "2026-01-09", "to": "2026-01-10"}
 
 def test_day_appears_after_the_delay_as_the_clock_advances() -> None:
     end_of_day = datetime(2026, 1, 10, tzinfo=timezone.utc)
-    with Emulator(clock=end_of_day, availability_delay=timedelta(hours=2)) as emu, httpx.Client(
-        base_url=emu.base_url, headers=BEARER, verify=False
-    ) as http:
+    with (
+        Emulator(clock=end_of_day, availability_delay=timedelta(hours=2)) as emu,
+        httpx.Client(base_url=emu.base_url, headers=BEARER, verify=False) as http,
+    ):
         assert emu.available_at(DAY) == end_of_day + timedelta(hours=2)
         assert http.get(usage_path("v2"), params=WINDOW).json()["result"] == []
         assert emu.expected_records(ACCOUNT, DAY) == []

@@ -40,8 +40,21 @@ def read_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
 
 def test_cli_serves_until_sigterm() -> None:
     proc = start(
-        "--port", "0", "--seed", "5", "--clock", "2026-01-10T12:00:00Z", "--to-inclusive", "--zones", "2",
-        "--fault", "v2:nth=1:status=503", "--rate-limit", "1200/300/300", "--availability-delay-hours", "1",
+        "--port",
+        "0",
+        "--seed",
+        "5",
+        "--clock",
+        "2026-01-10T12:00:00Z",
+        "--to-inclusive",
+        "--zones",
+        "2",
+        "--fault",
+        "v2:nth=1:status=503",
+        "--rate-limit",
+        "1200/300/300",
+        "--availability-delay-hours",
+        "1",
     )
     try:
         line = read_line(proc)
@@ -92,9 +105,21 @@ def test_cli_options_build_the_emulator(tmp_path: Path) -> None:
         json.dumps({"tokens": [{"value": "t" * 40, "owner": "user", "billing_read": False}]}), encoding="utf-8"
     )
     args = build_parser().parse_args(
-        ["--credentials-file", str(credentials), "--rate-limit", "10/60/30", "--rate-limit-http-date",
-         "--populate-costs", "--extra-fields", "--ignore-metric-filter", "--scale", "2", "--clock",
-         "2026-01-10T12:00:00Z", "--clock-running"]
+        [
+            "--credentials-file",
+            str(credentials),
+            "--rate-limit",
+            "10/60/30",
+            "--rate-limit-http-date",
+            "--populate-costs",
+            "--extra-fields",
+            "--ignore-metric-filter",
+            "--scale",
+            "2",
+            "--clock",
+            "2026-01-10T12:00:00Z",
+            "--clock-running",
+        ]
     )
     emu = build_emulator(args)
     assert emu.credentials.find_token("t" * 40) is not None

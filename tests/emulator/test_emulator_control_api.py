@@ -27,7 +27,9 @@ def test_health(emu: Emulator, control: httpx.Client) -> None:
 def test_requests_log(control: httpx.Client, client: httpx.Client) -> None:
     client.get("/user/tokens/verify")
     log = control.get("/requests").json()
-    assert [(e["path"], e["status"], e["auth_scheme"]) for e in log] == [("/client/v4/user/tokens/verify", 200, "bearer")]
+    assert [(e["path"], e["status"], e["auth_scheme"]) for e in log] == [
+        ("/client/v4/user/tokens/verify", 200, "bearer")
+    ]
     assert control.delete("/requests").status_code == 200
     assert control.get("/requests").json() == []
 
@@ -73,9 +75,10 @@ def test_reset_restores_the_startup_state(emu: Emulator, control: httpx.Client, 
 
 
 def test_reset_rearms_startup_faults() -> None:
-    with Emulator(faults=["v2:nth=1:status=502"], rate_limit="100/300/300") as emu, httpx.Client(
-        base_url=emu.base_url, headers=BEARER, verify=False
-    ) as http:
+    with (
+        Emulator(faults=["v2:nth=1:status=502"], rate_limit="100/300/300") as emu,
+        httpx.Client(base_url=emu.base_url, headers=BEARER, verify=False) as http,
+    ):
         assert [http.get(usage_path("v2")).status_code for _ in range(2)] == [502, 200]
         assert emu.settings()["rate_limit"]["requests_in_window"] == 1  # the faulted request is not counted
         emu.reset()

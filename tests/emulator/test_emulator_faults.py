@@ -117,7 +117,7 @@ def test_block_retry_after_as_http_date(emu: Emulator, client: httpx.Client) -> 
     assert client.get(V2, params=WINDOW).status_code == 200
     response = client.get(V2, params=WINDOW)
     assert response.status_code == 429
-    wait = (email.utils.parsedate_to_datetime(response.headers["Retry-After"]) - datetime.now(timezone.utc))
+    wait = email.utils.parsedate_to_datetime(response.headers["Retry-After"]) - datetime.now(timezone.utc)
     assert 28 <= wait.total_seconds() <= 32
 
 
@@ -176,7 +176,10 @@ def test_fault_spec_text_form() -> None:
     assert parse_fault_spec("v2:nth=3:status=503") == {"route": "v2", "nth": 3, "status": 503, "kind": "status"}
     assert parse_fault_spec("paygo:count=2:status=502")["count"] == 2
     assert parse_fault_spec("*:from_nth=5:latency=3") == {
-        "route": "*", "from_nth": 5, "seconds": 3.0, "kind": "latency"
+        "route": "*",
+        "from_nth": 5,
+        "seconds": 3.0,
+        "kind": "latency",
     }
     limit = parse_fault_spec("v2:count=1:rate_limit=2:http_date")
     assert limit == {"route": "v2", "count": 1, "retry_after": 2.0, "retry_after_http_date": True, "kind": "rate_limit"}

@@ -20,8 +20,9 @@ SECRETS = (DEFAULT_TOKEN, DEFAULT_ACCOUNT_TOKEN, DEFAULT_EMAIL, DEFAULT_GLOBAL_K
 
 
 def test_entries_describe_the_request(emu: Emulator, client: httpx.Client) -> None:
-    client.get(usage_path("v2"), params=[("from", "2026-01-01"), ("to", "2026-01-02"), ("metric_id", "a"),
-                                         ("metric_id", "b")])
+    client.get(
+        usage_path("v2"), params=[("from", "2026-01-01"), ("to", "2026-01-02"), ("metric_id", "a"), ("metric_id", "b")]
+    )
     (entry,) = emu.request_log
     assert entry["method"] == "GET"
     assert entry["path"] == f"/client/v4/accounts/{ACCOUNT}/billable/usage"
@@ -46,8 +47,13 @@ def test_no_secret_reaches_the_log(emu: Emulator) -> None:
         # Clients that put credentials where they do not belong must not leak them either.
         http.get(
             usage_path("v2"),
-            params={"token": "hunter2-is-a-secret", "from": DEFAULT_TOKEN, "email": DEFAULT_EMAIL,
-                    "x": f"Bearer {DEFAULT_GLOBAL_KEY}", DEFAULT_ACCOUNT_TOKEN: ""},
+            params={
+                "token": "hunter2-is-a-secret",
+                "from": DEFAULT_TOKEN,
+                "email": DEFAULT_EMAIL,
+                "x": f"Bearer {DEFAULT_GLOBAL_KEY}",
+                DEFAULT_ACCOUNT_TOKEN: "",
+            },
             headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
         )
         http.get(f"/{DEFAULT_TOKEN}/{DEFAULT_EMAIL}")

@@ -21,15 +21,16 @@ def count_streamed_records(response: httpx.Response) -> tuple[int, int]:
         size += len(chunk)
         window = tail + chunk
         records += window.count(MARKER)
-        tail = window[-(len(MARKER) - 1):]
+        tail = window[-(len(MARKER) - 1) :]
     return records, size
 
 
 def test_large_day_is_streamed_without_building_the_body() -> None:
     day = date(2026, 1, 8)
-    with Emulator(clock=FROZEN, zones=1000, scale=5) as emu, httpx.Client(
-        base_url=emu.base_url, headers=BEARER, timeout=60, verify=False
-    ) as http:
+    with (
+        Emulator(clock=FROZEN, zones=1000, scale=5) as emu,
+        httpx.Client(base_url=emu.base_url, headers=BEARER, timeout=60, verify=False) as http,
+    ):
         expected = sum(1 for _ in emu.iter_expected_records(ACCOUNT, day, source="v2"))
         assert expected > 20_000
         tracemalloc.start()
@@ -53,9 +54,10 @@ def test_small_bodies_have_a_content_length(client: httpx.Client) -> None:
 
 
 def test_streamed_body_equals_expected_records() -> None:
-    with Emulator(clock=FROZEN, zones=300) as emu, httpx.Client(
-        base_url=emu.base_url, headers=BEARER, timeout=60, verify=False
-    ) as http:
+    with (
+        Emulator(clock=FROZEN, zones=300) as emu,
+        httpx.Client(base_url=emu.base_url, headers=BEARER, timeout=60, verify=False) as http,
+    ):
         start = date(2025, 12, emu.anchor_day(ACCOUNT))
         end = start + timedelta(days=3)
         response = http.get(usage_path("paygo-usage"), params={"from": str(start), "to": str(end)})

@@ -20,9 +20,9 @@ from airflow_provider_cfbilling.operators.billing import (
     CloudflareBillingProfileOperator,
     CloudflarePaygoUsageOperator,
     CloudflareUsageV2Operator,
-    latest_anchor_on_or_before,
 )
 from airflow_provider_cfbilling.records import PROFILE_REDACTED_FIELDS, REDACTED, snake_key
+from airflow_provider_cfbilling.windows import latest_anchor_on_or_before
 
 OTHER_ACCOUNT = "5f0c1e2d3c4b5a69788796a5b4c3d2e1"
 

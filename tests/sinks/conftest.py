@@ -14,7 +14,6 @@ import pytest
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="cfbilling-sinks-airflow-home-"))
 
 
-
 def v2_record(index: int) -> dict[str, Any]:
     """A documented v2 (FOCUS) record, as the API sends it, varied by ``index``."""
     day = 1 + index % 28
