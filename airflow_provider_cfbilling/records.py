@@ -281,6 +281,10 @@ def columns_for(source: str, key_style: str = "api") -> list[Column]:
 # Billing profile redaction
 # --------------------------------------------------------------------------------------------
 
+# The keys every usage record is placed and filtered by (API key style).
+CHARGE_PERIOD_START = "ChargePeriodStart"
+METRIC_ID = "x_BillableMetricId"
+
 REDACTED = "[REDACTED]"
 
 PROFILE_REDACTED_FIELDS: tuple[str, ...] = (

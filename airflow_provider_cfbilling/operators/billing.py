@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_XCOM_RECORDS = 1000
-CHARGE_PERIOD_START = "ChargePeriodStart"
-METRIC_ID = "x_BillableMetricId"
+CHARGE_PERIOD_START = record_tools.CHARGE_PERIOD_START
+METRIC_ID = record_tools.METRIC_ID
 PAYGO_SOURCES = {"billable-usage": "billable-usage", "paygo-usage": "paygo-usage", "billing/usage/paygo": "paygo"}
 
 

@@ -23,8 +23,8 @@ from airflow_provider_cfbilling.exceptions import (
 )
 from airflow_provider_cfbilling.version_compat import BaseTrigger, TriggerEvent
 
-CHARGE_PERIOD_START = "ChargePeriodStart"
-METRIC_ID = "x_BillableMetricId"
+CHARGE_PERIOD_START = record_tools.CHARGE_PERIOD_START
+METRIC_ID = record_tools.METRIC_ID
 SOURCES = ("v2", "paygo")
 # The hook's constructor arguments that the sensor may pass through to the trigger.
 HOOK_SETTINGS = ("timeout", "max_retries", "retry_after_max", "backoff_base", "backoff_max")
