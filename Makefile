@@ -18,7 +18,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check airflow_provider_cfbilling tests example_dags
 	$(PY) -m mypy
 
-test: $(STAMP) lint
+test: $(STAMP) lint docs
 	$(PY) -m pytest -q
 
 clean:
@@ -27,3 +27,43 @@ clean:
 # Benchmarks against the emulator over loopback (never part of `make test`).
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# A real Airflow run of the daily example DAG against the emulator, into .demo/ (throwaway).
+.PHONY: demo docs
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+# The Sphinx site (warnings are errors); its tools are the `docs` extra, pinned in constraints.txt.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,docs]"
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -E -W --keep-going -b html docs docs/_build/html
+
+# A real Airflow 3 deployment (PostgreSQL, API server, scheduler with LocalExecutor, DAG processor,
+# triggerer) backfilling a daily DAG against the emulator; see docs/deployment.md. Never part of
+# `make test`. PostgreSQL comes from Debian's packages when its server is missing (needs root);
+# the Postgres drivers (psycopg2 for the scheduler, asyncpg for the API server) come with the
+# `postgres` extra of apache-airflow, pinned by constraints.txt where it pins them.
+DEPLOY_STAMP := $(VENV)/.installed-deploy
+DEPLOY_TIMEOUT ?= 900
+
+$(DEPLOY_STAMP): $(STAMP) constraints.txt
+	$(PY) -m pip install -q -c constraints.txt 'apache-airflow[postgres]'
+	@touch $(DEPLOY_STAMP)
+
+.PHONY: test-deploy deploy-postgres
+deploy-postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then \
+		echo "PostgreSQL server binaries present"; \
+	else \
+		echo "Installing PostgreSQL from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi
+
+test-deploy: $(DEPLOY_STAMP) deploy-postgres
+	$(PY) -m ruff check deploy
+	timeout -k 60 $(DEPLOY_TIMEOUT) $(PY) deploy/run.py --timeout $$(( $(DEPLOY_TIMEOUT) - 60 ))

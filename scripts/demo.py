@@ -1,0 +1,289 @@
+"""``make demo``: one real Airflow run of the daily example DAG against the local emulator.
+
+What it does, in order:
+
+1. starts the Cloudflare billing emulator (``python -m airflow_provider_cfbilling.emulator``) on a
+   free port, in its own process group, with its clock set so that the demo day is published;
+2. prepares a throwaway ``AIRFLOW_HOME`` (``.demo/airflow-home``, deleted and recreated on every
+   run) with a SQLite metadata database (``airflow db migrate``);
+3. points the ``cloudflare_default`` connection at the emulator (``AIRFLOW_CONN_CLOUDFLARE_DEFAULT``)
+   and the lake at ``.demo/lake`` (``AIRFLOW_VAR_CLOUDFLARE_LAKE_ROOT``);
+4. runs ``airflow dags test cloudflare_usage_daily <day after the demo day>``: a manual run of a
+   daily ``CronDataIntervalTimetable`` covers the day before its date, i.e. the demo day;
+5. stops the emulator (always, also on failure or Ctrl-C);
+6. reads the landed partition back and prints that day's usage by product family and metric.
+
+Airflow's own output goes to ``.demo/airflow.log`` (printed on failure). Nothing is asked, no
+process is left behind, and running it again starts from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+# Standard library only: the demo process never imports Airflow itself.
+from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DAG_ID = "cloudflare_usage_daily"
+DEMO_DAY = dt.date(2025, 6, 18)
+READY_PREFIX = "Cloudflare billing emulator listening on "
+# The emulator's default account and its user-owned API token with Billing Read.
+ACCOUNT_ID = DEFAULT_ACCOUNT_ID
+TOKEN = DEFAULT_TOKEN
+
+
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which and where its log is."""
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The emulator, as a subprocess
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def running_emulator(clock: dt.datetime, log_path: Path, timeout: float = 30.0) -> Iterator[tuple[str, int]]:
+    """Start the emulator CLI, wait for its ready line, yield ``(base_url, pid)``; always stop it."""
+    command = [
+        sys.executable,
+        "-m",
+        "airflow_provider_cfbilling.emulator",
+        "--port",
+        "0",
+        "--clock",
+        clock.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    ]
+    with log_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,  # its own process group: stopping it stops everything it started
+        )
+    try:
+        base_url = _read_ready_line(process, timeout, log_path)
+        yield base_url, process.pid
+    finally:
+        stop_process_group(process)
+
+
+def _read_ready_line(process: subprocess.Popen[str], timeout: float, log_path: Path) -> str:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put("")  # end of output
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DemoError(f"the emulator did not start within {timeout:g} s (log: {log_path})")
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if not line:
+            raise DemoError(f"the emulator exited with status {process.wait()} (log: {log_path})")
+        if line.startswith(READY_PREFIX):
+            return line[len(READY_PREFIX) :].strip()
+
+
+def stop_process_group(process: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM the process group, wait, then SIGKILL whatever is left."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # anything the process group still holds
+    except ProcessLookupError:
+        pass
+    process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Airflow, through its CLI
+# --------------------------------------------------------------------------------------------
+
+
+def airflow_environment(airflow_home: Path, base_url: str, lake: Path) -> dict[str, str]:
+    """The inherited environment minus any Airflow settings, plus the demo's own."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    connection = {
+        "conn_type": "cloudflare",
+        "host": base_url,
+        "password": TOKEN,
+        "extra": {"account_id": ACCOUNT_ID},
+    }
+    env.update(
+        {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "example_dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": json.dumps(connection),
+            "AIRFLOW_VAR_CLOUDFLARE_LAKE_ROOT": f"file://{lake}",
+        }
+    )
+    return env
+
+
+def airflow(arguments: Sequence[str], env: dict[str, str], log_path: Path) -> None:
+    """Run ``airflow <arguments>``, appending its output to the log; DemoError on failure."""
+    command = [sys.executable, "-m", "airflow", *arguments]
+    with log_path.open("ab") as log:
+        log.write(f"\n$ airflow {' '.join(arguments)}\n".encode())
+        log.flush()
+        result = subprocess.run(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, check=False
+        )
+    if result.returncode != 0:
+        tail = log_path.read_text(errors="replace").splitlines()[-40:]
+        print("\n".join(tail), file=sys.stderr)
+        raise DemoError(f"'airflow {' '.join(arguments)}' failed with status {result.returncode} (log: {log_path})")
+
+
+# --------------------------------------------------------------------------------------------
+# The landed partition, read back
+# --------------------------------------------------------------------------------------------
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def usage_table(records: Sequence[dict[str, Any]]) -> str:
+    """Usage by product family and metric: rows, summed quantity and unit, as aligned text."""
+    totals: dict[tuple[str, str, str], list[float]] = collections.defaultdict(lambda: [0, 0.0])
+    for record in records:
+        key = (
+            str(record.get("x_ProductFamilyName") or "-"),
+            str(record.get("x_BillableMetricId") or "-"),
+            str(record.get("ConsumedUnit") or ""),
+        )
+        totals[key][0] += 1
+        totals[key][1] += float(record.get("ConsumedQuantity") or 0)
+    header = ("product family", "metric", "records", "quantity", "unit")
+    rows = [
+        (family, metric, str(int(count)), f"{quantity:,.2f}".rstrip("0").rstrip("."), unit)
+        for (family, metric, unit), (count, quantity) in sorted(totals.items())
+    ]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    right = {2, 3}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(widths[index]) if index in right else cell.ljust(widths[index])
+            for index, cell in enumerate(cells)
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+# --------------------------------------------------------------------------------------------
+# The demo
+# --------------------------------------------------------------------------------------------
+
+
+def run_demo(workdir: Path, day: dt.date = DEMO_DAY) -> Path:
+    """The whole demo; returns the landed file. Raises DemoError when a step fails."""
+    started = time.monotonic()
+    workdir = workdir.resolve()
+    airflow_home = workdir / "airflow-home"
+    lake = workdir / "lake"
+    for directory in (airflow_home, lake):
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+    airflow_log = workdir / "airflow.log"
+    airflow_log.write_text("")
+    # The day is published 6 h after it ends (emulator default); noon of the next day is past that.
+    clock = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(12), tzinfo=dt.timezone.utc)
+
+    say(f"Starting the Cloudflare billing emulator (clock {clock:%Y-%m-%d %H:%M} UTC)")
+    with running_emulator(clock, workdir / "emulator.log") as (base_url, pid):
+        say(f"Emulator (pid {pid}) listening on {base_url}")
+        env = airflow_environment(airflow_home, base_url, lake)
+        say(f"Creating the Airflow metadata database in {airflow_home}")
+        airflow(["db", "migrate"], env, airflow_log)
+        run_date = (day + dt.timedelta(days=1)).isoformat()
+        say(f"airflow dags test {DAG_ID} {run_date}  (lands {day}; Airflow's output: {airflow_log})")
+        airflow(["dags", "test", DAG_ID, run_date], env, airflow_log)
+    say(f"Emulator (pid {pid}) stopped")
+
+    landed = lake / "usage_v2" / f"account_id={ACCOUNT_ID}" / f"charge_date={day.isoformat()}" / "usage.jsonl"
+    if not landed.is_file():
+        raise DemoError(f"the run succeeded but {landed} is missing (log: {airflow_log})")
+    records = read_jsonl(landed)
+    print()
+    print(f"Landed {len(records)} records ({landed.stat().st_size:,} bytes) of account {ACCOUNT_ID} for {day}:")
+    print(f"  {landed}")
+    print(f"  (lake root file://{lake}; every file: find {lake} -type f)")
+    print()
+    print(f"Cloudflare usage on {day} by product family and metric")
+    print()
+    print(usage_table(records))
+    print()
+    say(f"Done in {time.monotonic() - started:.0f} s")
+    return landed
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--workdir", type=Path, default=REPO_ROOT / ".demo", help="where AIRFLOW_HOME, the lake and logs go"
+    )
+    parser.add_argument("--day", type=dt.date.fromisoformat, default=DEMO_DAY, help="the UTC day to land")
+    args = parser.parse_args(argv)
+    # A SIGTERM (a CI timeout, a killed `make`) unwinds like Ctrl-C, so the emulator is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run_demo(args.workdir, args.day)
+    except DemoError as error:
+        print(f"demo failed: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("demo interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

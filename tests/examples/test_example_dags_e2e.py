@@ -1,0 +1,188 @@
+"""Every example DAG run for real through Airflow's task runner (``dag.test()``) against the
+emulator, landing in a local lake; what landed is compared with what the emulator serves.
+
+``dag.test(logical_date=D)`` makes a manual run; on the examples' ``CronDataIntervalTimetable``
+its data interval is the day before D (a scheduled or backfill run with logical date D covers D
+itself: ``test_example_dags_import`` checks that), so the runs below land the day before each date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pendulum
+import pytest
+from harness import run_dag, task_states, xcom
+
+from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_ACCOUNT_TOKEN, DEFAULT_TOKEN
+from airflow_provider_cfbilling.records import PROFILE_REDACTED_FIELDS, REDACTED
+from airflow_provider_cfbilling.sinks import read_records
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_db", "cloudflare_conn")]
+
+ONE_DAY = dt.timedelta(days=1)
+OTHER_ACCOUNT = "0123456789abcdef0123456789abcdef"
+UNREACHABLE_ACCOUNT = "fedcba9876543210fedcba9876543210"
+
+
+def run_date(day: dt.date) -> pendulum.DateTime:
+    """The ``dag.test()`` date whose run lands ``day``."""
+    following = day + ONE_DAY
+    return pendulum.datetime(following.year, following.month, following.day, tz="UTC")
+
+
+def partition(lake: Path, account_id: str, day: dt.date) -> Path:
+    return lake / "usage_v2" / f"account_id={account_id}" / f"charge_date={day}" / "usage.jsonl"
+
+
+def uri(path: Path) -> str:
+    """The ``file://`` URI the operators report (the path as is, not percent-encoded)."""
+    return f"file://{path}"
+
+
+def files_under(root: Path) -> list[Path]:
+    """Every file, hidden ones included (a leftover temporary file would show here)."""
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def test_daily_dag_waits_lands_the_day_and_reports(emulator: Any, lake: Path, capfd: pytest.CaptureFixture[str]):
+    day = dt.date(2025, 6, 18)
+    run = run_dag("cloudflare_usage_daily", logical_date=run_date(day), example=True)
+    assert task_states(run) == {"wait_for_usage": "success", "land_usage": "success", "report": "success"}
+
+    want = emulator.expected_records(DEFAULT_ACCOUNT_ID, day)
+    landed = partition(lake, DEFAULT_ACCOUNT_ID, day)
+    assert files_under(lake) == [landed]
+    assert read_records(uri(landed)) == want
+    assert xcom(run, "wait_for_usage") == len(want)
+    summary = xcom(run, "land_usage")
+    assert summary["uri"] == uri(landed)
+    # The partition's name is the window the operator used.
+    assert (summary["period_start"], summary["period_end"]) == (str(day), str(day + ONE_DAY))
+    assert (summary["records"], summary["bytes"]) == (len(want), landed.stat().st_size)
+    assert f"Landed {len(want)} records ({landed.stat().st_size} bytes, jsonl)" in capfd.readouterr().out
+    # The one v2 request of the sensor and the one of the operator, both for that day alone.
+    assert [entry["query"] for entry in emulator.request_log if entry["route"] == "v2"] == [
+        {"from": [str(day)], "to": [str(day + ONE_DAY)]}
+    ] * 2
+
+
+def test_daily_dag_backfill_lands_each_day_once_and_a_rerun_rewrites_identical_bytes(emulator: Any, lake: Path):
+    days = [dt.date(2025, 6, 15) + dt.timedelta(days=offset) for offset in range(4)]
+    for day in days:
+        assert set(
+            task_states(run_dag("cloudflare_usage_daily", logical_date=run_date(day), example=True)).values()
+        ) == {"success"}
+    partitions = [partition(lake, DEFAULT_ACCOUNT_ID, day) for day in days]
+    assert files_under(lake) == partitions  # one object per day, nothing else
+    for day, path in zip(days, partitions, strict=True):
+        want = emulator.expected_records(DEFAULT_ACCOUNT_ID, day)
+        got = read_records(uri(path))
+        assert got == want, day  # none missing, none twice, none from another day
+        assert {record["ChargePeriodStart"] for record in got} == {f"{day}T00:00:00Z"}
+
+    rerun = partitions[1]
+    before, inode = rerun.read_bytes(), rerun.stat().st_ino
+    run = run_dag("cloudflare_usage_daily", logical_date=run_date(days[1]), example=True)
+    assert set(task_states(run).values()) == {"success"}
+    assert rerun.stat().st_ino != inode  # really written again (an atomic replace: a new file)
+    assert rerun.read_bytes() == before
+    assert files_under(lake) == partitions
+
+
+def test_paygo_dag_lands_the_billing_period_to_date(emulator: Any, lake: Path):
+    day = dt.date(2025, 6, 18)
+    run = run_dag("cloudflare_paygo_billing_period", logical_date=run_date(day), example=True)
+    assert set(task_states(run).values()) == {"success"}
+
+    period_start, _period_end = emulator.billing_period(DEFAULT_ACCOUNT_ID, day)
+    assert xcom(run, "billing_period") == {"start": str(period_start), "end": str(day + ONE_DAY)}
+    landed = (
+        lake / "paygo" / f"account_id={DEFAULT_ACCOUNT_ID}" / f"billing_period_start={period_start}" / "usage.jsonl"
+    )
+    assert files_under(lake) == [landed]
+    want = [
+        record
+        for offset in range((day + ONE_DAY - period_start).days)
+        for record in emulator.expected_records(
+            DEFAULT_ACCOUNT_ID, period_start + dt.timedelta(days=offset), source="billable-usage"
+        )
+    ]
+    assert read_records(uri(landed)) == want
+    summary = xcom(run, "land_paygo")
+    assert (summary["period_start"], summary["period_end"]) == (str(period_start), str(day + ONE_DAY))
+
+
+def test_profile_dag_lands_a_redacted_snapshot(emulator: Any, lake: Path):
+    run = run_dag("cloudflare_billing_profile_snapshot", logical_date=run_date(dt.date(2025, 6, 18)), example=True)
+    assert set(task_states(run).values()) == {"success"}
+
+    snapshot_date = run.run_after.astimezone(dt.timezone.utc).date()
+    landed = lake / "billing_profile" / f"account_id={DEFAULT_ACCOUNT_ID}" / f"snapshot_date={snapshot_date}"
+    assert files_under(lake) == [landed / "profile.jsonl"]
+    (profile,) = read_records(uri(landed / "profile.jsonl"))
+    present = [field for field in PROFILE_REDACTED_FIELDS if profile.get(field) is not None]
+    assert present and all(profile[field] == REDACTED for field in present)
+    assert DEFAULT_TOKEN not in (landed / "profile.jsonl").read_text()
+
+
+def test_many_accounts_one_failing_account_does_not_stop_the_others(
+    emulator: Any,
+    lake: Path,
+    cloudflare_pool: str,
+    cloudflare_conn: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+):
+    # The third account is read through a token owned by another account: Cloudflare answers 403 9109.
+    team_b = {**cloudflare_conn, "password": DEFAULT_ACCOUNT_TOKEN}
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_TEAM_B", json.dumps(team_b))
+    accounts = [
+        DEFAULT_ACCOUNT_ID,
+        OTHER_ACCOUNT,
+        {"account_id": UNREACHABLE_ACCOUNT, "cloudflare_conn_id": "cloudflare_team_b"},
+    ]
+    monkeypatch.setenv("AIRFLOW_VAR_CLOUDFLARE_ACCOUNTS", json.dumps(accounts))
+    day = dt.date(2025, 6, 18)
+
+    run = run_dag("cloudflare_usage_many_accounts", logical_date=run_date(day), example=True)
+
+    assert task_states(run) == {
+        "wait_for_usage": "success",
+        "plan_accounts": "success",
+        "land_usage[0]": "success",
+        "land_usage[1]": "success",
+        "land_usage[2]": "failed",
+        "report": "failed",  # it ran (all_done), reported every account, then failed the run
+    }
+    for account_id in (DEFAULT_ACCOUNT_ID, OTHER_ACCOUNT):
+        landed = partition(lake, account_id, day)
+        assert read_records(uri(landed)) == emulator.expected_records(account_id, day)
+    assert files_under(lake) == sorted(partition(lake, account, day) for account in (DEFAULT_ACCOUNT_ID, OTHER_ACCOUNT))
+    assert [entry["status"] for entry in emulator.request_log if entry["route"] == "v2"].count(403) == 1
+    output = capfd.readouterr().out
+    assert f"{UNREACHABLE_ACCOUNT}: FAILED" in output
+    assert f"1 of 3 account(s) failed: {UNREACHABLE_ACCOUNT}" in output
+    assert "9109" in output
+
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        pools = {ti.pool for ti in run.get_task_instances(session=session)}
+    assert pools == {cloudflare_pool}
+
+
+def test_many_accounts_defaults_to_the_connections_account(emulator: Any, lake: Path, cloudflare_pool: str):
+    day = dt.date(2025, 6, 17)
+    run = run_dag("cloudflare_usage_many_accounts", logical_date=run_date(day), example=True)
+    assert set(task_states(run)) == {"wait_for_usage", "plan_accounts", "land_usage[0]", "report"}
+    assert set(task_states(run).values()) == {"success"}
+    assert xcom(run, "plan_accounts") == [
+        {"account_id": DEFAULT_ACCOUNT_ID, "cloudflare_conn_id": "cloudflare_default"}
+    ]
+    assert read_records(uri(partition(lake, DEFAULT_ACCOUNT_ID, day))) == emulator.expected_records(
+        DEFAULT_ACCOUNT_ID, day
+    )

@@ -1,0 +1,131 @@
+"""The example DAGs parse cleanly and fast, do nothing at parse time, and give every scheduled run
+(and every backfill run) a one-UTC-day window whose partition name is that same day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pendulum
+import pytest
+from harness import EXAMPLE_DAGS
+
+from airflow_provider_cfbilling import windows
+
+EXPECTED_TASKS = {
+    "cloudflare_usage_daily": {"wait_for_usage", "land_usage", "report"},
+    "cloudflare_paygo_billing_period": {"billing_period", "land_paygo", "report"},
+    "cloudflare_billing_profile_snapshot": {"snapshot_profile", "report"},
+    "cloudflare_usage_many_accounts": {"wait_for_usage", "plan_accounts", "land_usage", "report"},
+}
+DAY_PARTITIONED = ("cloudflare_usage_daily", "cloudflare_usage_many_accounts")
+
+
+@pytest.fixture(scope="module")
+def bag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(EXAMPLE_DAGS))
+
+
+def test_every_example_dag_imports_without_errors(bag: Any) -> None:
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == set(EXPECTED_TASKS)
+    for dag_id, task_ids in EXPECTED_TASKS.items():
+        dag = bag.dags[dag_id]
+        assert set(dag.task_dict) == task_ids, dag_id
+        assert dag.doc_md and dag.doc_md.strip(), f"{dag_id} has no documentation"
+        assert dag.catchup is False
+
+
+def test_parsing_is_fast_and_makes_no_request(emulator: Any, cloudflare_conn: dict[str, Any]) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    started = time.monotonic()
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
+    assert time.monotonic() - started < 5
+    assert bag.import_errors == {}
+    assert emulator.request_log == []
+    # Variables and connections stay templates until a task runs.
+    daily = bag.dags["cloudflare_usage_daily"].task_dict["land_usage"]
+    assert "{{ var.value.get('cloudflare_lake_root'" in daily.destination
+    assert "{{ conn.cloudflare_default" in daily.destination
+
+
+def test_the_many_accounts_dag_maps_one_task_per_account_inside_the_pool(bag: Any) -> None:
+    dag = bag.dags["cloudflare_usage_many_accounts"]
+    land = dag.task_dict["land_usage"]
+    assert land.is_mapped
+    assert {task.pool for task in dag.tasks} == {"cloudflare_api"}
+    assert dag.task_dict["report"].trigger_rule == "all_done"
+    assert dag.task_dict["wait_for_usage"].deferrable
+    assert bag.dags["cloudflare_usage_daily"].task_dict["wait_for_usage"].deferrable
+
+
+def field(task: Any, name: str) -> Any:
+    """A constructor argument of a task, mapped or not."""
+    return task.partial_kwargs[name] if task.is_mapped else getattr(task, name)
+
+
+def render(template: str, dag: Any, **context: Any) -> str:
+    """Render a task's template with a run's context; Variables and connections at their defaults."""
+    accessors = {
+        "var": {"value": SimpleNamespace(get=lambda key, default=None: default)},
+        "conn": {"cloudflare_default": SimpleNamespace(extra_dejson={"account_id": "0" * 32})},
+    }
+    return dag.get_template_env().from_string(template).render(**accessors, **context)
+
+
+@pytest.mark.parametrize("dag_id", DAY_PARTITIONED)
+def test_scheduled_and_backfill_runs_each_land_their_own_day_under_its_own_name(bag: Any, dag_id: str) -> None:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = bag.dags[dag_id]
+    # What `airflow backfill create --from-date 2025-06-01 --to-date 2025-06-04` (and the scheduler) creates.
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    infos = list(
+        scheduler_dag.iter_dagrun_infos_between(
+            pendulum.datetime(2025, 6, 1, tz="UTC"), pendulum.datetime(2025, 6, 4, tz="UTC")
+        )
+    )
+    days = [dt.date(2025, 6, 1) + dt.timedelta(days=offset) for offset in range(4)]
+    assert [info.logical_date.date() for info in infos] == days
+    land = dag.task_dict["land_usage"]
+    for day, info in zip(days, infos, strict=True):
+        context = {
+            "data_interval_start": info.data_interval.start,
+            "data_interval_end": info.data_interval.end,
+            "logical_date": info.logical_date,
+        }
+        window = windows.resolve_window(
+            render(field(land, "period_start"), dag, **context),
+            render(field(land, "period_end"), dag, **context),
+            context,
+        )
+        assert window == windows.Window(day, day + dt.timedelta(days=1))
+        # The operator's own default (no explicit window) agrees too.
+        assert windows.resolve_window(None, None, context) == window
+        destination = render(field(land, "destination"), dag, task=SimpleNamespace(account_id="0" * 32), **context)
+        assert f"/charge_date={day}/usage.jsonl" in destination
+        assert render(dag.task_dict["wait_for_usage"].day, dag, **context) == day.isoformat()
+
+
+def test_why_not_a_plain_daily_cron_on_airflow_3() -> None:
+    """``schedule="@daily"`` is a CronTriggerTimetable on Airflow 3: an empty data interval, so the
+    operators fall back to the day before the logical date, which ``data_interval_start`` does not name."""
+    from airflow.sdk import DAG
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    with DAG("plain_daily", schedule="@daily", start_date=pendulum.datetime(2025, 1, 1, tz="UTC")) as dag:
+        pass
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    (info,) = scheduler_dag.iter_dagrun_infos_between(
+        pendulum.datetime(2025, 6, 2, tz="UTC"), pendulum.datetime(2025, 6, 2, tz="UTC")
+    )
+    assert info.data_interval.start == info.data_interval.end == info.logical_date
+    context = {"data_interval_start": info.data_interval.start, "data_interval_end": info.data_interval.end}
+    context["logical_date"] = info.logical_date
+    assert windows.resolve_window(None, None, context).start == dt.date(2025, 6, 1)
+    assert render("{{ data_interval_start | ds }}", dag, **context) == "2025-06-02"
