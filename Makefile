@@ -45,7 +45,8 @@ docs: $(DOCS_STAMP)
 
 # A real Airflow 3 deployment (PostgreSQL, API server, scheduler with LocalExecutor, DAG processor,
 # triggerer) backfilling a daily DAG against the emulator; see docs/deployment.md. Never part of
-# `make test`. PostgreSQL comes from Debian's packages when its server is missing (needs root);
+# `make test`. PostgreSQL comes from Debian's packages when its server is missing (needs root; a
+# cluster the package may start is stopped again: the test runs its own throwaway server);
 # the Postgres drivers (psycopg2 for the scheduler, asyncpg for the API server) come with the
 # `postgres` extra of apache-airflow, pinned by constraints.txt where it pins them.
 DEPLOY_STAMP := $(VENV)/.installed-deploy
@@ -61,7 +62,9 @@ deploy-postgres:
 		echo "PostgreSQL server binaries present"; \
 	else \
 		echo "Installing PostgreSQL from Debian's packages"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql && \
+		{ pg_lsclusters -h 2>/dev/null | awk '$$4 == "online" {print $$1, $$2}' | \
+			while read version cluster; do pg_ctlcluster "$$version" "$$cluster" stop; done; true; }; \
 	fi
 
 test-deploy: $(DEPLOY_STAMP) deploy-postgres
