@@ -70,3 +70,17 @@ deploy-postgres:
 test-deploy: $(DEPLOY_STAMP) deploy-postgres
 	$(PY) -m ruff check deploy
 	timeout -k 60 $(DEPLOY_TIMEOUT) $(PY) deploy/run.py --timeout $$(( $(DEPLOY_TIMEOUT) - 60 ))
+
+# Issue 9: the whole suite on every supported Airflow x Python, one virtualenv each under .venvs/
+# (pinned by constraints/airflow-<airflow>-py<python>.txt). MATRIX_JOBS environments at a time;
+# MATRIX_ARGS passes options through, e.g. MATRIX_ARGS="--only af2.11-py3.11 -- -x tests/hooks".
+MATRIX_JOBS ?= 2
+MATRIX_ARGS ?=
+
+.PHONY: test-matrix test-matrix-list
+
+test-matrix:
+	$(PYTHON) scripts/matrix.py --jobs $(MATRIX_JOBS) $(MATRIX_ARGS)
+
+test-matrix-list:
+	@$(PYTHON) scripts/matrix.py --list

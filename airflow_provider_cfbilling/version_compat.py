@@ -6,6 +6,7 @@ Airflow is installed. Supported: Airflow 2.10 through 3.x.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -32,33 +33,68 @@ if AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import Asset as OutletAsset
     from airflow.sdk import AssetAlias as OutletAssetAlias
     from airflow.sdk import BaseOperator, BaseSensorOperator, ObjectStoragePath
-    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 else:
     from airflow.datasets import Dataset as OutletAsset  # type: ignore[no-redef]
     from airflow.datasets import DatasetAlias as OutletAssetAlias  # type: ignore[no-redef]
+    from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
+    from airflow.models import BaseOperator  # type: ignore[no-redef]
+    from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
+
+# The task SDK defines its own exceptions from 3.2 on; before that they live in airflow.exceptions
+# (where 3.2+ still re-exports them, with a deprecation warning).
+if AIRFLOW_V_3_2_PLUS:
+    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
+else:
     from airflow.exceptions import (  # type: ignore[assignment,no-redef]
         AirflowException,
         AirflowSensorTimeout,
         AirflowSkipException,
     )
-    from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
-    from airflow.models import BaseOperator  # type: ignore[no-redef]
-    from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
+
+
+# Daily partitions keyed by the data interval (the Airflow 2 ``@daily`` semantics) need this
+# timetable explicitly on Airflow 3, whose cron schedules have empty data intervals.
+if AIRFLOW_V_3_2_PLUS:
+    from airflow.sdk import CronDataIntervalTimetable
+else:
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef,assignment]
 
 
 def get_hook_lineage_collector() -> Any:
     """The collector that records hook-level lineage (input/output assets)."""
-    if AIRFLOW_V_3_0_PLUS:
+    if AIRFLOW_V_3_2_PLUS:
         from airflow.sdk.lineage import get_hook_lineage_collector as _collector
-    else:
+    else:  # 2.x (datasets) and 3.0/3.1 (assets) keep it in core
         from airflow.lineage.hook import get_hook_lineage_collector as _collector  # type: ignore[no-redef]
     return _collector()
 
 
+def report_output_asset(context: Any, uri: str) -> None:
+    """Report ``uri`` as an output of ``context`` (hook-level lineage): an asset on 3.x, a dataset on 2.x."""
+    collector = get_hook_lineage_collector()
+    if AIRFLOW_V_3_0_PLUS:
+        collector.add_output_asset(context=context, uri=uri)
+    else:
+        collector.add_output_dataset(context=context, uri=uri)
+
+
+async def aget_connection(conn_id: str) -> Any:
+    """The connection ``conn_id``, without blocking the event loop (for triggers).
+
+    Airflow 3.3+ resolves it natively (``BaseHook.aget_connection``); before that the sync lookup
+    runs in a worker thread.
+    """
+    if hasattr(BaseHook, "aget_connection"):
+        return await BaseHook.aget_connection(conn_id)
+    return await asyncio.to_thread(BaseHook.get_connection, conn_id)
+
+
 def mask_secret(value: str) -> None:
     """Register ``value`` with Airflow's log masker."""
-    if AIRFLOW_V_3_0_PLUS:
+    if AIRFLOW_V_3_1_PLUS:
         from airflow.sdk.log import mask_secret as _mask
+    elif AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time.secrets_masker import mask_secret as _mask  # type: ignore[no-redef]
     else:
         from airflow.utils.log.secrets_masker import mask_secret as _mask  # type: ignore[no-redef]
     _mask(value)
@@ -82,11 +118,14 @@ __all__ = [
     "BaseOperator",
     "BaseSensorOperator",
     "BaseTrigger",
+    "CronDataIntervalTimetable",
     "ObjectStoragePath",
     "OutletAsset",
     "OutletAssetAlias",
     "TriggerEvent",
+    "aget_connection",
     "default_deferrable",
     "get_hook_lineage_collector",
     "mask_secret",
+    "report_output_asset",
 ]

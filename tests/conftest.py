@@ -37,9 +37,22 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite metadata DB in the throwaway AIRFLOW_HOME (for dag.test())."""
+    import logging
+
     from airflow.utils import db
 
+    # The migrations' alembic.ini logging config replaces the root logger's level and handlers;
+    # keep the test process's logging as Airflow configured it.
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
     db.initdb()
+    root.setLevel(level)
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
     return _AIRFLOW_HOME
 
 

@@ -38,7 +38,7 @@ from airflow_provider_cfbilling.hooks.envelope import (
     classify_error,
     iter_envelope_records,
 )
-from airflow_provider_cfbilling.version_compat import BaseHook, mask_secret
+from airflow_provider_cfbilling.version_compat import BaseHook, aget_connection, mask_secret
 
 log = logging.getLogger(__name__)
 
@@ -238,8 +238,8 @@ class CloudflareHook(BaseHook):
         """Extra fields of the connection form for the Airflow 2.x / 3.0 / 3.1 UIs."""
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import BooleanField, IntegerField, SelectField, StringField
-        from wtforms.validators import NumberRange, Optional
+        from wtforms import BooleanField, IntegerField, StringField
+        from wtforms.validators import NumberRange, Optional, any_of
 
         return {
             "account_id": StringField(lazy_gettext("Account ID"), widget=BS3TextFieldWidget()),
@@ -252,9 +252,13 @@ class CloudflareHook(BaseHook):
                 lazy_gettext("Max retries"), widget=BS3TextFieldWidget(), validators=[Optional(), NumberRange(min=0)]
             ),
             "verify": BooleanField(lazy_gettext("Verify TLS"), default=True),
-            "paygo_path": SelectField(
+            # The providers manager of Airflow 2.x / 3.0 / 3.1 accepts only String, Integer,
+            # Password and Boolean fields (it drops the whole hook for a SelectField); the 3.0/3.1
+            # UI turns ``any_of`` into the field's enum.
+            "paygo_path": StringField(
                 lazy_gettext("PayGo endpoint"),
-                choices=[(path, path) for path in PAYGO_PATHS],
+                widget=BS3TextFieldWidget(),
+                validators=[Optional(), any_of(PAYGO_PATHS)],
                 default=DEFAULT_PAYGO_PATH,
             ),
         }
@@ -282,16 +286,20 @@ class CloudflareHook(BaseHook):
 
     async def _asettings(self) -> ConnectionSettings:
         if self._settings is None:
-            if hasattr(BaseHook, "aget_connection"):
-                connection = await BaseHook.aget_connection(self.cloudflare_conn_id)  # type: ignore[attr-defined]
-            else:
-                connection = await asyncio.to_thread(self.get_connection, self.cloudflare_conn_id)
+            connection = await aget_connection(self.cloudflare_conn_id)
             self._settings = self._settings_from(connection)
         return self._settings
 
     def _settings_from(self, connection: Any) -> ConnectionSettings:
         conn_id = self.cloudflare_conn_id
-        extra = connection.extra_dejson if connection.extra else {}
+        extra: Any = {}
+        if connection.extra:
+            try:
+                extra = json.loads(connection.extra) if isinstance(connection.extra, str) else connection.extra
+            except ValueError:
+                raise CloudflareInputError(
+                    f"connection {conn_id} extra", "is not valid JSON", 'Use a JSON object, e.g. {"account_id": "..."}'
+                ) from None
         if not isinstance(extra, dict):
             raise CloudflareInputError(
                 f"connection {conn_id} extra", "is not a JSON object", 'Use e.g. {"account_id": "..."}'
@@ -338,25 +346,28 @@ class CloudflareHook(BaseHook):
         for value in secrets:
             mask_secret(value)
 
+        def name(key: str) -> str:
+            return key if key in self._overrides else f"connection {conn_id} extra.{key}"
+
         account = option("account_id")
         account = validation.account_id(account, f"connection {conn_id} extra.account_id") if account else None
-        timeout = validation.positive_number(option("timeout") or 60, "timeout", allow_zero=False)
+        timeout = validation.positive_number(option("timeout") or 60, name("timeout"), allow_zero=False)
         verify_option = option("verify")
-        verify = True if verify_option is None else validation.boolean(verify_option, "verify")
+        verify = True if verify_option is None else validation.boolean(verify_option, name("verify"))
         retry = RetrySettings(
             max_retries=int(
                 validation.positive_number(
-                    8 if option("max_retries") is None else option("max_retries"), "max_retries", integer=True
+                    8 if option("max_retries") is None else option("max_retries"), name("max_retries"), integer=True
                 )
             ),
             backoff_base=validation.positive_number(
-                1.0 if option("backoff_base") is None else option("backoff_base"), "backoff_base"
+                1.0 if option("backoff_base") is None else option("backoff_base"), name("backoff_base")
             ),
             backoff_max=validation.positive_number(
-                60.0 if option("backoff_max") is None else option("backoff_max"), "backoff_max"
+                60.0 if option("backoff_max") is None else option("backoff_max"), name("backoff_max")
             ),
             retry_after_max=validation.positive_number(
-                360.0 if option("retry_after_max") is None else option("retry_after_max"), "retry_after_max"
+                360.0 if option("retry_after_max") is None else option("retry_after_max"), name("retry_after_max")
             ),
         )
         paygo_path = str(option("paygo_path") or DEFAULT_PAYGO_PATH).strip("/")
@@ -373,7 +384,11 @@ class CloudflareHook(BaseHook):
                 f"{v2_metric_param!r} is not supported",
                 f"Use one of {', '.join(V2_METRIC_PARAMS)}",
             )
-        base_url = self._base_url(connection, bool(option("allow_insecure_http")))
+        insecure = option("allow_insecure_http")
+        allow_insecure_http = insecure is not None and validation.boolean(
+            insecure, f"connection {conn_id} extra.allow_insecure_http"
+        )
+        base_url = self._base_url(connection, allow_insecure_http)
         return ConnectionSettings(
             base_url=base_url,
             auth_headers=headers,
@@ -512,6 +527,16 @@ class CloudflareHook(BaseHook):
         return self._paygo_route(self.settings, path)[0]
 
     # ------------------------------------------------------------------ public endpoints (sync)
+
+    def check_v2_usage(
+        self,
+        account_id: str | None = None,
+        from_date: Any = None,
+        to_date: Any = None,
+        metric: str | None = None,
+    ) -> None:
+        """Validate a v2 usage request (connection, account, dates, metric) without sending it."""
+        self._v2_call(self.settings, account_id, from_date, to_date, metric)
 
     def get_v2_usage(
         self,

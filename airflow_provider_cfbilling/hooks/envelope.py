@@ -7,7 +7,7 @@ memory bounded by the size of one record rather than of the body.
 
 from __future__ import annotations
 
-import io
+import codecs
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -104,10 +104,29 @@ def check_envelope(envelope: Any, status: int, endpoint: str) -> Any:
     return envelope.get("result")
 
 
+class _Utf8Reader:
+    """Decodes a binary stream chunk by chunk; ``read`` returns ``""`` only at the end.
+
+    ``io.TextIOWrapper`` would do, but it needs a full ``io`` object and Python 3.10's
+    ``SpooledTemporaryFile`` (the hook's body spool) lacks ``readable()``.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+
+    def read(self, size: int) -> str:
+        while True:
+            data = self._raw.read(size)
+            text = self._decoder.decode(data, final=not data)
+            if text or not data:
+                return text
+
+
 class _TextScanner:
     """A forward-only JSON scanner over a text stream, holding one chunk plus one value at a time."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: _Utf8Reader) -> None:
         self._stream = stream
         self._buffer = ""
         self._pos = 0
@@ -160,7 +179,7 @@ def iter_envelope_records(body: IO[bytes], status: int, endpoint: str) -> Iterat
     is not true, the error is raised after the records were yielded, so consumers must treat
     their output as provisional until the iterator is exhausted (the sinks write atomically).
     """
-    scanner = _TextScanner(io.TextIOWrapper(body, encoding="utf-8", errors="strict"))
+    scanner = _TextScanner(_Utf8Reader(body))
     envelope: dict[str, Any] = {}
     try:
         scanner.expect("{")

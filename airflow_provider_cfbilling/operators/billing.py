@@ -108,10 +108,12 @@ class _CloudflareBillingOperator(BaseOperator):
                 f"expected a URI string, got {type(self.destination).__name__}",
                 "Pass e.g. s3://bucket/key.jsonl",
             )
-        from airflow_provider_cfbilling.sinks import resolve_output
+        from airflow_provider_cfbilling.sinks import check_filesystem, resolve_output
 
         try:
-            return resolve_output(self.destination, self.file_format)
+            spec = resolve_output(self.destination, self.file_format)
+            check_filesystem(spec.uri, self.destination_conn_id or None)
+            return spec
         except CloudflareInputError:
             raise
         except ValueError as error:
@@ -271,9 +273,10 @@ class CloudflareUsageV2Operator(_UsageOperator):
         hook = self.get_hook()
         account_id = hook.resolve_account_id(self.account_id)
         endpoint = f"/accounts/{account_id}/billable/usage"
-        # Chunks are valid requests by construction (dates, at most 31 days); the metric is
-        # checked by the first request's validation, before anything is sent.
+        # Every request is validated (connection, dates, metric) before the sink opens anything.
         chunks = list(window.chunks(V2_MAX_SPAN_DAYS))
+        for chunk in chunks:
+            hook.check_v2_usage(account_id, chunk.start, chunk.end, metric)
         self.log.info(
             "Fetching v2 usage of account %s for [%s, %s) in %d request(s)%s",
             account_id,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pendulum
+from airflow import DAG
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, Asset, AssetAlias
 
 from airflow_provider_cfbilling.operators.billing import (
     CloudflareBillingProfileOperator,
     CloudflarePaygoUsageOperator,
     CloudflareUsageV2Operator,
 )
+from airflow_provider_cfbilling.version_compat import OutletAsset as Asset
+from airflow_provider_cfbilling.version_compat import OutletAssetAlias as AssetAlias
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 

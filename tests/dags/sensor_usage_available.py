@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG
+from airflow import DAG
 
 from airflow_provider_cfbilling.sensors.billing import CloudflareUsageAvailableSensor
 

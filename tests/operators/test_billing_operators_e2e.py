@@ -12,7 +12,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from harness import rendered_fields, run_dag, task_states, xcom
+from harness import asset_events, rendered_fields, run_dag, task_states, xcom
 
 from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN
 from airflow_provider_cfbilling.records import PROFILE_REDACTED_FIELDS, REDACTED, snake_key
@@ -217,21 +217,12 @@ def test_paygo_and_profile_to_s3(airflow_db, emulator, cloudflare_conn, s3_serve
 
 
 def test_destination_is_reported_as_asset_events_and_openlineage(airflow_db, emulator, cloudflare_conn, tmp_path):
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
     uri = f"file://{tmp_path}/charge_date=2025-06-10/usage.jsonl"
     conf = {"period_start": "2025-06-10", "period_end": "2025-06-11", "destination": uri}
     dag_run = run_dag("cf_v2_lineage", logical_date=LOGICAL, conf=conf)
     succeeded(dag_run)
     summary = xcom(dag_run, "usage")
-    with create_session() as session:
-        rows = (
-            session.query(AssetModel.uri, AssetEvent.extra)
-            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-            .filter(AssetEvent.source_run_id == dag_run.run_id)
-        )
-        events = {uri: extra for uri, extra in rows}
+    events = asset_events(dag_run)
     assert events[uri] == summary
     assert events["cloudflare://usage_v2/all"] == summary
 

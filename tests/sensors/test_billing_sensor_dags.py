@@ -12,9 +12,10 @@ import time
 from typing import Any
 
 import pytest
-from harness import run_dag, task_states, xcom
+from harness import reschedule_count, run_dag, task_states, xcom
 
 from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID
+from airflow_provider_cfbilling.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
 pytestmark = [
     pytest.mark.e2e,
@@ -58,12 +59,7 @@ def test_deferrable_sensor_succeeds_for_an_available_day_defaulting_to_the_day_b
 
 
 def reschedules(dag_run: Any, task_id: str) -> int:
-    from airflow.models.taskreschedule import TaskReschedule
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        (ti,) = [ti for ti in dag_run.get_task_instances(session=session) if ti.task_id == task_id]
-        return session.query(TaskReschedule).filter(TaskReschedule.ti_id == ti.id).count()
+    return reschedule_count(dag_run, task_id)
 
 
 def test_deferred_sensor_resumes_when_the_day_appears_while_the_trigger_waits(
@@ -122,6 +118,12 @@ def test_poke_mode_sensor_waits_for_the_day(emulator: Any) -> None:
     assert reschedules(run, "wait") == 0
 
 
+@pytest.mark.skipif(
+    AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS,
+    reason="Airflow 3.0's in-process dag.test() supervisor hands a rescheduled sensor its first reschedule "
+    "date as a string (TaskRescheduleStartDate.model_construct), so BaseSensorOperator.execute fails with "
+    "TypeError on the second try; fixed in 3.1. Real 3.0 workers parse it and are unaffected.",
+)
 def test_reschedule_mode_sensor_waits_for_the_day(emulator: Any) -> None:
     advance_clock_after(emulator, requests=2)
     run = run_dag("cf_sensor_reschedule", logical_date=LOGICAL_DATE, conf={"day": PENDING_DAY})

@@ -73,8 +73,9 @@ def failing_after(records: Iterator[dict[str, Any]], count: int) -> Iterator[dic
 @pytest.fixture
 def lineage_collector(monkeypatch):
     """A real hook-lineage collector in place of the no-op one Airflow uses without a reader."""
-    from airflow.sdk import lineage
+    from harness import hook_lineage_module
 
+    lineage = hook_lineage_module()
     collector = lineage.HookLineageCollector()
     monkeypatch.setattr(lineage, "get_hook_lineage_collector", lambda: collector)
     return collector

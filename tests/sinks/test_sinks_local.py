@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from harness import hook_lineage_module, lineage_inputs, lineage_outputs
 
 from airflow_provider_cfbilling.records import columns_for, redact_profile
 from airflow_provider_cfbilling.sinks import FORMATS, WriteResult, read_records, resolve_output, write_records
@@ -431,14 +432,14 @@ def test_the_final_object_is_reported_as_lineage_once_and_nothing_on_failure(
     with pytest.raises(boom):
         write_records(fail_after(make_records(100), 50), resolve_output(_uri(tmp_path, "other.jsonl")), columns=[])
 
-    outputs = lineage_collector.collected_assets.outputs
-    assert [output.asset.uri for output in outputs] == [uri]
-    assert outputs[0].count == 1
-    assert lineage_collector.collected_assets.inputs == []
+    outputs = lineage_outputs(lineage_collector)
+    assert [output_uri for output_uri, _count in outputs] == [uri]
+    assert outputs[0][1] == 1
+    assert lineage_inputs(lineage_collector) == []
 
 
 def test_a_broken_lineage_collector_does_not_fail_the_write(tmp_path, make_records, monkeypatch):
-    from airflow.sdk import lineage
+    lineage = hook_lineage_module()
 
     def broken():
         raise RuntimeError("lineage backend down")

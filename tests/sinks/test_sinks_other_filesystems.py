@@ -21,11 +21,11 @@ V2_COLUMNS = columns_for("v2")
 
 @pytest.fixture
 def memory_fs():
-    from airflow.sdk.io.store import attach
     from fsspec.implementations.memory import MemoryFileSystem
+    from harness import attach_filesystem
 
     fs = MemoryFileSystem()
-    attach("memory", fs=fs)
+    attach_filesystem("memory", fs)
     return fs
 
 
