@@ -174,8 +174,8 @@ def install(env: Environment, force: bool) -> tuple[bool, float]:
     if not force and stamp.exists() and stamp.read_text() == wanted:
         say(env, "up to date")
         return True, 0.0
-    started = time.monotonic()
     with _INSTALL:
+        started = time.monotonic()
         if not (env.venv / "bin" / "python").exists():
             subprocess.run([find_python(env.python), "-m", "venv", str(env.venv)], check=True)
         logs.mkdir(parents=True, exist_ok=True)
@@ -185,7 +185,7 @@ def install(env: Environment, force: bool) -> tuple[bool, float]:
         code = run_logged([*pip, "install", "--upgrade", "pip"], logs / "pip.log")
         if code == 0:
             code = run_logged([*pip, "install", *install_args(env)], logs / "install.log")
-    elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - started
     if code != 0:
         say(env, f"INSTALL FAILED after {elapsed:.0f} s; see {logs / 'install.log'}:\n{tail(logs / 'install.log')}")
         return False, elapsed
@@ -220,7 +220,7 @@ def test(env: Environment, pytest_args: list[str]) -> tuple[bool, float, str]:
     return passed, elapsed, summary
 
 
-def freeze(env: Environment) -> None:
+def freeze(env: Environment, pytest_args: list[str]) -> None:
     frozen = subprocess.run(
         [str(env.venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude-editable"],
         capture_output=True,
@@ -228,9 +228,10 @@ def freeze(env: Environment) -> None:
         check=True,
     ).stdout
     CONSTRAINTS.mkdir(exist_ok=True)
+    suite = f"pytest {' '.join(pytest_args)}".strip() if pytest_args else "the whole suite"
     header = (
-        f"# Airflow {env.airflow} on Python {env.python}: what `make test-matrix` installed when the whole suite\n"
-        f"# passed (pip freeze). Regenerate: python3 scripts/matrix.py --only {env.name} --refresh --freeze\n"
+        f"# Airflow {env.airflow} on Python {env.python}: what `make test-matrix` installed (pip freeze) when\n"
+        f"# {suite} passed. Regenerate: python3 scripts/matrix.py --only {env.name} --refresh --freeze\n"
     )
     env.constraints.write_text(header + frozen)
     # The constraints are part of the fingerprint: the environment is what they pin, no reinstall.
@@ -284,7 +285,7 @@ def main() -> int:
             ok, test_time, summary = test(env, args.pytest_args)
             result.update(ok=ok, test=test_time, summary=summary)
             if ok and args.freeze:
-                freeze(env)
+                freeze(env, args.pytest_args)
         elif not ok:
             result["summary"] = "install failed"
         return result
