@@ -798,12 +798,6 @@ class CloudflareHook(BaseHook):
     async def _arecords(self, call: _Call) -> Iterator[dict[str, Any]]:
         return _iterate_body(await self._arun(call), call)
 
-    async def ajson(self, path: str, endpoint: str | None = None) -> Any:
-        """The ``result`` of a small GET request, with the shared retry and envelope rules."""
-        body = await self._arun(_Call(path=path, endpoint=endpoint or path))
-        body.spool.close()
-        return body.result
-
 
 def _as_list(result: Any, endpoint: str) -> list[dict[str, Any]]:
     if result is None:
