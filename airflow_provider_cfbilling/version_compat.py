@@ -94,7 +94,12 @@ def mask_secret(value: str) -> None:
     if AIRFLOW_V_3_1_PLUS:
         from airflow.sdk.log import mask_secret as _mask
     elif AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time.secrets_masker import _secrets_masker
         from airflow.sdk.execution_time.secrets_masker import mask_secret as _mask  # type: ignore[no-redef]
+
+        # 3.0 tells the supervisor before masking locally, and dag.test()'s in-process supervisor
+        # logs that message at DEBUG: mask here first, so the message is logged masked (3.1+ does).
+        _secrets_masker().add_mask(value)
     else:
         from airflow.utils.log.secrets_masker import mask_secret as _mask  # type: ignore[no-redef]
     _mask(value)

@@ -6,13 +6,12 @@ is written (``redact=True`` is the default; the profile is never logged), so wha
 for a lake: the currency, the billing cycle, the account type and the other non-personal fields.
 
 Each run writes ``<lake root>/billing_profile/account_id=<id>/snapshot_date=<day>/profile.jsonl``,
-where the day is when the run was due (``dag_run.run_after``): a snapshot describes the moment it
-was taken, so there is nothing to backfill, and a re-run on the same day replaces that day's
-snapshot.
+where the day is when the run was due (``dag_run.run_after``; Airflow 2 runs have none, so there
+the end of the data interval): a snapshot describes the moment it was taken, so there is nothing
+to backfill, and a re-run on the same day replaces that day's snapshot.
 
 Configuration (and the imports on Airflow 2) as in ``cloudflare_usage_daily``: connection
 ``cloudflare_default`` and the Variable ``cloudflare_lake_root`` (default ``file:///tmp/cloudflare-lake``).
-Airflow 2 runs have no ``run_after``: use ``{{ data_interval_end | ds }}`` there.
 """
 
 from __future__ import annotations
@@ -20,13 +19,18 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, task
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2.10 / 2.11
+    from airflow import DAG  # type: ignore[assignment,no-redef]
+    from airflow.decorators import task  # type: ignore[no-redef]
 
 from airflow_provider_cfbilling.operators.billing import CloudflareBillingProfileOperator
 
 LAKE_ROOT = "{{ var.value.get('cloudflare_lake_root', 'file:///tmp/cloudflare-lake') }}"
 ACCOUNT_ID = "{{ conn.cloudflare_default.extra_dejson.account_id }}"
-SNAPSHOT_DATE = "{{ dag_run.run_after | ds }}"
+SNAPSHOT_DATE = "{{ (dag_run.run_after if dag_run.run_after is defined else data_interval_end) | ds }}"
 OBJECT = f"{LAKE_ROOT}/billing_profile/account_id={ACCOUNT_ID}/snapshot_date={SNAPSHOT_DATE}/profile.jsonl"
 
 with DAG(

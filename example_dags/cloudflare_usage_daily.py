@@ -26,8 +26,9 @@ Configuration, all read when a task runs (nothing at parse time):
   ``gs://...``, ``file:///...``); default ``file:///tmp/cloudflare-lake``. For object stores add
   ``destination_conn_id`` (e.g. ``aws_default``).
 
-Written for Airflow 3 (``airflow.sdk``). On Airflow 2 import ``DAG`` from ``airflow``, ``task``
-from ``airflow.decorators`` and ``CronDataIntervalTimetable`` from ``airflow.timetables.interval``.
+Runs on Airflow 2.10 through 3.x: the imports take ``airflow.sdk`` where it exists and fall back
+to ``airflow``, ``airflow.decorators`` and ``airflow.timetables.interval`` (Airflow 3 keeps
+``CronDataIntervalTimetable`` there until 3.2 adds it to ``airflow.sdk``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,16 @@ import datetime as dt
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2.10 / 2.11
+    from airflow import DAG  # type: ignore[assignment,no-redef]
+    from airflow.decorators import task  # type: ignore[no-redef]
+try:  # Airflow 3.2+
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 2.10 - 3.1
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
 
 from airflow_provider_cfbilling.operators.billing import CloudflareUsageV2Operator
 from airflow_provider_cfbilling.sensors.billing import CloudflareUsageAvailableSensor

@@ -45,7 +45,17 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Variable, task
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, Variable, task
+except ImportError:  # Airflow 2.10 / 2.11
+    from airflow import DAG  # type: ignore[assignment,no-redef]
+    from airflow.decorators import task  # type: ignore[no-redef]
+    from airflow.models import Variable  # type: ignore[assignment,no-redef]
+try:  # Airflow 3.2+
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 2.10 - 3.1
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
 
 from airflow_provider_cfbilling.operators.billing import CloudflareUsageV2Operator
 from airflow_provider_cfbilling.sensors.billing import CloudflareUsageAvailableSensor
@@ -83,7 +93,7 @@ with DAG(
         """One ``{account_id, cloudflare_conn_id}`` per account, from the Variable (or the connection)."""
         from airflow_provider_cfbilling.hooks.cloudflare import CloudflareHook
 
-        configured = Variable.get(ACCOUNTS_VARIABLE, default=None, deserialize_json=True)
+        configured = Variable.get(ACCOUNTS_VARIABLE, None, deserialize_json=True)  # default None (2.x: default_var)
         if not configured:
             # A connection lookup, not an API request.
             configured = [CloudflareHook(DEFAULT_CONN_ID).resolve_account_id()]
@@ -110,9 +120,13 @@ with DAG(
     @task(trigger_rule="all_done")
     def report(plan: list[dict[str, str]], **context: Any) -> None:
         """One line per account; fails the run (after the others landed) if any account failed."""
-        summaries = context["ti"].xcom_pull(task_ids="land_usage", key="return_value", map_indexes=range(len(plan)))
+        # One pull per account: a failed account has no summary (None), on every Airflow version.
+        summaries = [
+            context["ti"].xcom_pull(task_ids="land_usage", key="return_value", map_indexes=index)
+            for index in range(len(plan))
+        ]
         failed = []
-        for entry, summary in zip(plan, summaries or [None] * len(plan), strict=True):
+        for entry, summary in zip(plan, summaries, strict=True):
             if summary is None:
                 failed.append(entry["account_id"])
                 print(f"{entry['account_id']}: FAILED (see the land_usage task instance's log)")

@@ -35,6 +35,17 @@ def dag_bag(folder: Path) -> Any:
     return DagBag(dag_folder=str(folder), include_examples=False)
 
 
+def scheduler_dag(dag: Any) -> Any:
+    """``dag`` as the scheduler sees it: serialized and back (the class differs by version)."""
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.serialization.serialized_objects import DagSerialization
+
+        return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    from airflow.serialization.serialized_objects import SerializedDAG
+
+    return SerializedDAG.deserialize_dag(SerializedDAG.serialize_dag(dag))
+
+
 def load_dag(dag_id: str, folder: Path = TEST_DAGS) -> Any:
     """The DAG ``dag_id`` of ``folder``; its file must import cleanly (other files' errors are
     theirs: a DAG file written for one Airflow major must not stop the other tests)."""
@@ -56,6 +67,21 @@ def _bundle_name(folder: Path) -> str:
     return name
 
 
+def prepared_dag(dag_id: str, folder: Path = TEST_DAGS) -> Any:
+    """The DAG, where a deployment's DAG processor would have put it before a run: 3.1+
+    ``dag.test()`` syncs its bundle itself; on 3.0 and 2.x that is done here (asset and alias
+    events, and 3.0's executor path, need the serialized DAG in the DB)."""
+    bag, dag = _load(dag_id, folder)
+    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        DagBundlesManager().sync_bundles_to_db()
+        bag.sync_to_db(_bundle_name(folder), None)
+    elif not AIRFLOW_V_3_0_PLUS:
+        dag.sync_to_db()
+    return dag
+
+
 def run_dag(
     dag_id: str,
     *,
@@ -63,27 +89,16 @@ def run_dag(
     conf: dict[str, Any] | None = None,
     example: bool = False,
 ) -> Any:
-    """Run every task of the DAG through Airflow's task runner; returns the DagRun.
-
-    Before the run the DAG is where a deployment's DAG processor would have put it: 3.1+
-    ``dag.test()`` syncs its bundle itself; on 3.0 and 2.x that is done here (asset and alias
-    events need the DAG's assets in the DB).
-    """
-    folder = EXAMPLE_DAGS if example else TEST_DAGS
-    bag, dag = _load(dag_id, folder)
+    """Run every task of the DAG through Airflow's task runner; returns the DagRun (the DAG
+    prepared as :func:`prepared_dag` does)."""
+    dag = prepared_dag(dag_id, EXAMPLE_DAGS if example else TEST_DAGS)
     kwargs: dict[str, Any] = {"run_conf": conf or {}}
     if AIRFLOW_V_3_0_PLUS:
-        if not AIRFLOW_V_3_1_PLUS:
-            from airflow.dag_processing.bundles.manager import DagBundlesManager
-
-            DagBundlesManager().sync_bundles_to_db()
-            bag.sync_to_db(_bundle_name(folder), None)
         if logical_date is not None:
             kwargs["logical_date"] = logical_date
     else:
         # Airflow 2's dag.test() also binds its stdout log handler once per process, to the
         # sys.stdout of that moment: drop it so this run's task log reaches the current stdout.
-        dag.sync_to_db()
         task_logger = logging.getLogger("airflow.task")
         for handler in [h for h in task_logger.handlers if type(h) is logging.StreamHandler]:
             task_logger.removeHandler(handler)

@@ -15,6 +15,7 @@ import email.utils
 import ipaddress
 import json
 import logging
+import os
 import random
 import tempfile
 import time
@@ -281,21 +282,53 @@ class CloudflareHook(BaseHook):
     def settings(self) -> ConnectionSettings:
         """Settings from the connection, read once (a connection lookup, never an API request)."""
         if self._settings is None:
-            self._settings = self._settings_from(self.get_connection(self.cloudflare_conn_id))
+            try:
+                connection = self.get_connection(self.cloudflare_conn_id)
+            except Exception:
+                self._explain_unreadable_environment_connection()
+                raise
+            self._settings = self._settings_from(connection)
         return self._settings
 
     async def _asettings(self) -> ConnectionSettings:
         if self._settings is None:
-            connection = await aget_connection(self.cloudflare_conn_id)
+            try:
+                connection = await aget_connection(self.cloudflare_conn_id)
+            except Exception:
+                self._explain_unreadable_environment_connection()
+                raise
             self._settings = self._settings_from(connection)
         return self._settings
 
-    def _settings_from(self, connection: Any) -> ConnectionSettings:
+    def _explain_unreadable_environment_connection(self) -> None:
+        """Raise a clear error when the lookup failed because ``AIRFLOW_CONN_<ID>`` is unreadable.
+
+        Some Airflow versions (3.0) drop an environment connection whose JSON they cannot load
+        and report the connection as not defined; the cause is then named here. Returns (so the
+        original error propagates) when the variable is absent or reads fine.
+        """
+        variable = f"AIRFLOW_CONN_{self.cloudflare_conn_id.upper()}"
+        raw = os.environ.get(variable, "").strip()
+        if not raw.startswith("{"):
+            return
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            raise CloudflareInputError(
+                f"connection {self.cloudflare_conn_id}",
+                f"the environment variable {variable} is not valid JSON",
+                "Set it to a JSON object with conn_type, password and extra (or to a connection URI)",
+            ) from None
+        if isinstance(document, dict):
+            self._parse_extra(document.get("extra"))
+
+    def _parse_extra(self, raw: Any) -> dict[str, Any]:
+        """The connection's ``extra`` as a dict; a clear error when it is not a JSON object."""
         conn_id = self.cloudflare_conn_id
         extra: Any = {}
-        if connection.extra:
+        if raw:
             try:
-                extra = json.loads(connection.extra) if isinstance(connection.extra, str) else connection.extra
+                extra = json.loads(raw) if isinstance(raw, str) else raw
             except ValueError:
                 raise CloudflareInputError(
                     f"connection {conn_id} extra", "is not valid JSON", 'Use a JSON object, e.g. {"account_id": "..."}'
@@ -304,6 +337,11 @@ class CloudflareHook(BaseHook):
             raise CloudflareInputError(
                 f"connection {conn_id} extra", "is not a JSON object", 'Use e.g. {"account_id": "..."}'
             )
+        return extra
+
+    def _settings_from(self, connection: Any) -> ConnectionSettings:
+        conn_id = self.cloudflare_conn_id
+        extra = self._parse_extra(connection.extra)
 
         def option(key: str) -> Any:
             if key in self._overrides:

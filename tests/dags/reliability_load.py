@@ -7,7 +7,13 @@ directory); each account lands in ``{base}/account_id={id}/charge_date={day}/usa
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, get_current_context, task
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, get_current_context, task
+except ImportError:  # Airflow 2.10 / 2.11
+    from airflow import DAG  # type: ignore[assignment,no-redef]
+    from airflow.decorators import task  # type: ignore[no-redef]
+    from airflow.operators.python import get_current_context  # type: ignore[no-redef,attr-defined]
 
 from airflow_provider_cfbilling.operators.billing import CloudflareUsageV2Operator
 

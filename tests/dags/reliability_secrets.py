@@ -8,7 +8,7 @@ so both log paths are exercised. ``dag_run.conf``: ``base`` (a ``file://`` direc
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG
+from airflow import DAG
 
 from airflow_provider_cfbilling.operators.billing import (
     CloudflareBillingProfileOperator,

@@ -25,14 +25,3 @@ def cloudflare_pool(airflow_db: Path) -> str:
         "cloudflare_api", 4, "Cloudflare API: 1,200 requests / 5 min per token", include_deferred=False
     )
     return "cloudflare_api"
-
-
-def _written_for_airflow_3() -> bool:
-    from airflow_provider_cfbilling.version_compat import AIRFLOW_V_3_0_PLUS
-
-    return AIRFLOW_V_3_0_PLUS
-
-
-# The example DAGs are written for Airflow 3 (``airflow.sdk``); under Airflow 2 there is nothing to run.
-if not _written_for_airflow_3():
-    collect_ignore_glob = ["test_*.py"]

@@ -597,3 +597,50 @@ def test_async_success_false_on_200():
     recorder = Recorder(httpx.Response(200, json=envelope(None, False, [{"code": 1001, "message": "nope"}])))
     with pytest.raises(CloudflareAPIError, match="1001"):
         asyncio.run(make_hook(recorder).aget_v2_usage())
+
+
+class _NotDefined(Exception):
+    """What some Airflow versions (3.0) raise for an environment connection they could not load."""
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ('{"conn_type": "cloudflare", "password": "hunter22-token", "extra": ["account_id"]', "is not valid JSON"),
+        ('{"conn_type": "cloudflare", "password": "hunter22-token", "extra": ["account_id"]}', "is not a JSON object"),
+        ('{"conn_type": "cloudflare", "password": "hunter22-token", "extra": "{account_id: 1}"}', "is not valid JSON"),
+    ],
+)
+def test_an_unreadable_environment_connection_is_named_when_airflow_hides_it(monkeypatch, raw, problem):
+    def not_defined(cls: Any, conn_id: str) -> Any:
+        raise _NotDefined(f"The conn_id `{conn_id}` isn't defined")
+
+    monkeypatch.setattr(CloudflareHook, "get_connection", classmethod(not_defined))
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", raw)
+    with pytest.raises(CloudflareInputError) as raised:
+        _ = CloudflareHook().settings
+    assert problem in raised.value.problem
+    assert "cloudflare_default" in raised.value.parameter
+    assert "hunter22" not in str(raised.value)
+    # The async lookup explains it the same way.
+    monkeypatch.setattr(hook_module, "aget_connection", lambda conn_id: _raise_async(_NotDefined(conn_id)))
+    with pytest.raises(CloudflareInputError):
+        asyncio.run(CloudflareHook()._asettings())
+
+
+async def _raise_async(error: Exception) -> Any:
+    raise error
+
+
+def test_a_missing_connection_keeps_airflows_own_error(monkeypatch):
+    def not_defined(cls: Any, conn_id: str) -> Any:
+        raise _NotDefined(f"The conn_id `{conn_id}` isn't defined")
+
+    monkeypatch.setattr(CloudflareHook, "get_connection", classmethod(not_defined))
+    monkeypatch.delenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", raising=False)
+    with pytest.raises(_NotDefined, match="isn't defined"):
+        _ = CloudflareHook().settings
+    # A readable variable: the lookup failed for another reason, which is not hidden either.
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", '{"conn_type": "cloudflare", "extra": {"account_id": "a"}}')
+    with pytest.raises(_NotDefined):
+        _ = CloudflareHook().settings

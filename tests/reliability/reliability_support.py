@@ -97,6 +97,22 @@ def connection(
     return conn
 
 
+def prepare_worker_thread() -> None:
+    """Let a worker thread call ``operator.execute()`` directly, as the main thread can.
+
+    Airflow 2's ``ExecutorSafeguard`` keeps its bookkeeping in a ``threading.local`` whose
+    ``callers`` attribute is only set on the thread that imported ``airflow.models.baseoperator``;
+    any other thread fails with ``AttributeError`` before the operator runs. Airflow 3 needs nothing.
+    """
+    try:
+        from airflow.models.baseoperator import ExecutorSafeguard  # Airflow 2
+    except ImportError:
+        return
+    sentinel = getattr(ExecutorSafeguard, "_sentinel", None)
+    if sentinel is not None and not hasattr(sentinel, "callers"):
+        sentinel.callers = {}
+
+
 def set_connection(conn_id: str, conn: dict[str, Any]) -> str:
     """Put ``conn`` in the environment as ``AIRFLOW_CONN_<CONN_ID>``; returns the variable name."""
     variable = f"AIRFLOW_CONN_{conn_id.upper()}"
@@ -127,8 +143,24 @@ def leaks(texts: dict[str, str], secrets: tuple[str, ...] = SECRETS) -> list[str
     found = []
     for where, text in texts.items():
         lowered = text.lower()
-        found += [f"{where}: {secret[:6]}..." for secret in secrets if secret.lower() in lowered]
+        for secret in secrets:
+            at = lowered.find(secret.lower())
+            if at >= 0:  # with the text around it (the secret itself masked), to find where it came from
+                around = text[max(0, at - 120) : at + len(secret) + 40].replace(text[at : at + len(secret)], "<SECRET>")
+                found.append(f"{where}: {secret[:6]}... in {around!r}")
     return found
+
+
+def without_airflow_30_mask_message(text: str) -> str:
+    """``text`` without the lines Airflow 3.0's in-process ``dag.test()`` supervisor prints at DEBUG
+    for each ``MaskSecret`` message, value included: 3.0's ``mask_secret`` sends the value before
+    masking it locally, and Airflow itself masks every connection password it reads, so that line
+    exists whatever a provider does (3.1 masks first). Nothing else is dropped, on no other version."""
+    from airflow_provider_cfbilling.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_1_PLUS:
+        return text
+    return "\n".join(line for line in text.splitlines() if "Sending request" not in line or "MaskSecret(" not in line)
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -33,6 +33,7 @@ from reliability_support import (
     docs_block,
     files_under,
     markdown_table,
+    prepare_worker_thread,
     s3_keys,
     s3_uploads,
     set_connection,
@@ -284,6 +285,7 @@ def make_operator(cell: Cell, conn_id: str, destination: str, destination_conn_i
 
 def run_cell(row: Row, cell: Cell, root: Path, s3_server: dict[str, Any] | None) -> Result:
     """Reference run (once per cell), previous object, faults, faulted run; then the checks."""
+    prepare_worker_thread()
     emulator = start_emulator(zones=cell.zones)
     conn_id = f"reliability_matrix_{uuid.uuid4().hex[:12]}"
     variable = set_connection(conn_id, connection(emulator, timeout=TIMEOUT, max_retries=MAX_RETRIES))
