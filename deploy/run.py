@@ -885,11 +885,37 @@ class Deployment:
         assert self.observer is not None and self.airflow is not None
         failed = self.observer.failures()
         if failed:
+            # The failed ones first (their logs say why), then upstream_failed and the rest.
+            failed.sort(key=lambda key: self.observer.states[key] != "failed")  # type: ignore[union-attr]
             details = []
             for key in failed[:3]:
-                log = task_log(self.airflow.home, DAG_ID, key)
-                details.append(f"  {key}: {self.observer.states[key]} (log {log})\n{tail(log) if log else ''}")
+                details.append(self.failure_details(key))
             raise DeployError(f"{len(failed)} task instance(s) failed:\n" + "\n".join(details))
+
+    def failure_details(self, key: TiKey) -> str:
+        """What CI needs to find the cause after the teardown removed the files: the task
+        instance's row and its history, its task log, and the trigger log next to it."""
+        assert self.observer is not None and self.airflow is not None
+        run_id, task_id, map_index = key
+        lines = [f"  {key}: {self.observer.states[key]}"]
+        columns = "state, try_number, next_method, hostname, pid, start_date, end_date, queued_dttm"
+        for table in ("task_instance", "task_instance_history"):
+            with contextlib.suppress(Exception):
+                for row in self.observer.query(
+                    f"SELECT {columns} FROM {table} WHERE dag_id = %s AND run_id = %s AND task_id = %s AND map_index = %s",
+                    (DAG_ID, run_id, task_id, map_index),
+                ):
+                    lines.append(
+                        f"    {table}: "
+                        + ", ".join(
+                            f"{name.strip()}={value}" for name, value in zip(columns.split(","), row, strict=True)
+                        )
+                    )
+        log = task_log(self.airflow.home, DAG_ID, key)
+        lines.append(f"    task log {log}:\n{tail(log, 60) if log else '(none)'}")
+        for name, event in self.trigger_log_events(key)[-15:]:
+            lines.append(f"    trigger log {name}: {event}")
+        return "\n".join(lines)
 
     def state_summary(self) -> str:
         if self.observer is None:

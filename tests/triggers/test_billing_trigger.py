@@ -212,6 +212,29 @@ def test_fires_once_the_day_appears_after_a_few_polls(emulator: Any, cloudflare_
     assert all(entry["query"] == {"from": [PENDING_DAY], "to": ["2025-06-21"]} for entry in requests)
 
 
+def test_records_are_parsed_off_the_event_loop(emulator: Any, cloudflare_conn: Any, monkeypatch) -> None:
+    """The triggerer's event loop is shared by every trigger: parsing a body happens in a worker thread."""
+    from airflow_provider_cfbilling.triggers import billing as trigger_module
+
+    threads: list[tuple[str, bool]] = []
+    real = trigger_module.count_records_on_day
+
+    def recording(records: Any, day: dt.date, metric: str | None = None) -> int:
+        try:
+            asyncio.get_running_loop()
+            in_loop = True
+        except RuntimeError:
+            in_loop = False
+        threads.append((threading.current_thread().name, in_loop))
+        return real(records, day, metric)
+
+    monkeypatch.setattr(trigger_module, "count_records_on_day", recording)
+    payload = first_event(make_trigger())
+    assert payload["status"] == "success" and payload["records"] > 0
+    assert threads and all(not in_loop for _, in_loop in threads), threads
+    assert threading.main_thread().name not in {name for name, _ in threads}
+
+
 def test_min_records_and_metric_are_counted_on_the_day(emulator: Any, cloudflare_conn: Any) -> None:
     emulator.configure(ignore_metric_filter=True, to_inclusive=True)
     metric = "workers_standard_requests"
