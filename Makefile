@@ -44,7 +44,7 @@ docs: $(DOCS_STAMP)
 	$(VENV)/bin/sphinx-build -E -W --keep-going -b html docs docs/_build/html
 
 # A real Airflow 3 deployment (PostgreSQL, API server, scheduler with LocalExecutor, DAG processor,
-# triggerer) backfilling a daily DAG against the emulator; see docs/deployment.md. Never part of
+# triggerer) backfilling the many-accounts example DAG against the emulator; see docs/deployment.md. Never part of
 # `make test`. PostgreSQL comes from Debian's packages when its server is missing (needs root; a
 # cluster the package may start is stopped again: the test runs its own throwaway server);
 # the Postgres drivers (psycopg2 for the scheduler, asyncpg for the API server) come with the

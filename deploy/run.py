@@ -6,17 +6,21 @@ What runs, each component a background process in its own process group:
 * the Cloudflare billing emulator with a frozen clock and a day-availability delay;
 * Airflow: ``api-server`` (core API + execution API), ``scheduler`` (LocalExecutor),
   ``dag-processor`` and ``triggerer``, with a throwaway ``AIRFLOW_HOME``, the connection and
-  Variables from the environment (``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``), and two local DAG
-  bundles: ``deploy/dags`` (the DAG backfilled here) and ``example_dags`` (parsed, must import).
+  Variables from the environment (``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``), the pool
+  ``cloudflare_api``, and one local DAG bundle: ``example_dags``, unmodified (every file must
+  import). ``[scheduler] use_job_schedule`` is off, so only the backfills create runs, and a task
+  policy (``deploy/airflow_local_settings.py``) makes the example's sensor poll every few seconds
+  instead of every 30 minutes.
 
 What it proves:
 
-1. ``airflow backfill create`` over N days (default 8) of ``cfbilling_deploy_daily`` (one mapped
-   deferrable sensor and one mapped v2 operator per account, default 3 accounts). The emulator's
-   clock starts so that the last days are not published yet: their sensors defer, and all of them
-   are deferred at once, more than the executor's slots and the pool's, so none holds a slot.
-   Then the clock moves forward one day at a time and each day's sensors complete in the
-   triggerer, and only that day's.
+1. ``airflow backfill create`` over N days (default 8) of the example DAG
+   ``cloudflare_usage_many_accounts`` (per day: one deferrable sensor gating the day, then one
+   mapped v2 operator per account, default 3 accounts). The emulator's clock starts so that the
+   last days (default 5) are not published yet: their sensors defer, and all of them are deferred
+   at once, more than the executor's slots and the pool's, so none holds a slot. Then the clock
+   moves forward one day at a time and each day's sensor completes in the triggerer, and only
+   that day's.
 2. Every run and task instance succeeds (no retries), the triggerer ran the provider's trigger
    (trigger rows assigned to the triggerer's job, and the trigger log the triggerer wrote for each
    deferred sensor shows it polling, finding the day and firing), each partition holds exactly the
@@ -69,13 +73,14 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEPLOY_DAGS = REPO_ROOT / "deploy" / "dags"
 EXAMPLE_DAGS = REPO_ROOT / "example_dags"
-DAG_ID = "cfbilling_deploy_daily"
+LOCAL_SETTINGS = REPO_ROOT / "deploy" / "airflow_local_settings.py"
+DAG_ID = "cloudflare_usage_many_accounts"
+DAG_FILE = "cloudflare_usage_many_accounts.py"
+SENSORS_PER_RUN = 1  # the example gates each day with one sensor (on the default connection's account)
 POOL = "cloudflare_api"
-# The deploy DAG's start_date and end_date: backfills must stay inside.
+# The example DAG's start_date: backfills must not start before it.
 DAG_FIRST_DAY = dt.date(2025, 1, 1)
-DAG_LAST_DAY = dt.date(2025, 12, 31)
 POOL_SLOTS = 4
 PARALLELISM = 4
 TRIGGER_CLASSPATH = "airflow_provider_cfbilling.triggers.billing.CloudflareUsageAvailableTrigger"
@@ -659,12 +664,10 @@ def airflow_environment(
     passwords_file.write_text(json.dumps({username: password}))
     passwords_file.chmod(0o600)
     api_url = f"http://127.0.0.1:{api_port}"
+    # The deployment's cluster policy, where Airflow looks for it ($AIRFLOW_HOME/config on sys.path).
+    (home / "config").mkdir()
+    shutil.copyfile(LOCAL_SETTINGS, home / "config" / "airflow_local_settings.py")
     bundles = [
-        {
-            "name": "deploy",
-            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-            "kwargs": {"path": str(DEPLOY_DAGS)},
-        },
         {
             "name": "examples",
             "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
@@ -686,7 +689,9 @@ def airflow_environment(
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DEPLOY_DAGS),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+            # Backfills only: the scheduler creates no run from the DAG's schedule.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
@@ -982,11 +987,10 @@ class Deployment:
         say("API server, scheduler, DAG processor and triggerer are up and healthy")
 
     def check_parsing(self) -> None:
-        """The deploy DAG is serialized, and every DAG file of both bundles parsed without errors."""
+        """The backfilled example DAG is serialized, and every example DAG file parsed without errors."""
         assert self.observer is not None
         t0 = time.monotonic()
-        files = {("deploy", path.name) for path in DEPLOY_DAGS.glob("*.py")}
-        files |= {("examples", path.name) for path in EXAMPLE_DAGS.glob("*.py")}
+        files = {("examples", path.name) for path in EXAMPLE_DAGS.glob("*.py")}
         accounted: dict[tuple[str, str], str] = {}
 
         def parsed() -> bool:
@@ -997,11 +1001,11 @@ class Deployment:
                 accounted[(bundle, relative)] = dag_id
             for bundle, filename in self.observer.query("SELECT bundle_name, filename FROM import_error"):  # type: ignore[union-attr]
                 accounted[(bundle, filename)] = "IMPORT ERROR"
-            return ("deploy", "cfbilling_deploy_daily.py") in accounted and files <= set(accounted)
+            return ("examples", DAG_FILE) in accounted and files <= set(accounted)
 
         with contextlib.suppress(DeployError):
             self.wait("the DAG processor to parse every DAG file", parsed, timeout=120, interval=1.0)
-        if ("deploy", "cfbilling_deploy_daily.py") not in accounted:
+        if accounted.get(("examples", DAG_FILE)) != DAG_ID:
             raise DeployError(f"{DAG_ID} was never serialized:\n{tail(self.processes.logs / 'dag-processor.log')}")
         errors = self.observer.query("SELECT bundle_name, filename, stacktrace FROM import_error")
         if errors:
@@ -1010,7 +1014,7 @@ class Deployment:
         missing = sorted(files - set(accounted))
         dag_ids = sorted(set(accounted.values()))
         self.report.add(
-            f"DAG processor: {len(dag_ids)} DAG(s) from {len(files) - len(missing)} file(s) of bundles deploy + examples, "
+            f"DAG processor: {len(dag_ids)} DAG(s) from {len(files) - len(missing)} file(s) of the examples bundle, "
             f"0 import errors ({', '.join(dag_ids)})"
             + (f"; files without a DAG: {', '.join(f'{b}/{f}' for b, f in missing)}" if missing else "")
         )
@@ -1083,7 +1087,7 @@ class Deployment:
         self.airflow.cli(["dags", "unpause", DAG_ID])
         t0 = time.monotonic()
         backfill_id = self.backfill(reprocess=None)
-        expected_deferred = len(s.pending) * len(s.accounts)
+        expected_deferred = len(s.pending) * SENSORS_PER_RUN
 
         def sensors(day: dt.date, state: str) -> int:
             return sum(1 for value in observer.tis("wait_for_usage", day).values() if value == state)
@@ -1097,6 +1101,14 @@ class Deployment:
             timeout=300,
         )
         running_now = sum(1 for state in observer.states.values() if state == "running")
+
+        # Before any day is published, every deferred sensor's trigger has polled in the triggerer
+        # and found its day missing (the triggerer picks new triggers up within seconds).
+        def every_trigger_polled() -> bool:
+            keys = [key for day in s.pending for key in observer.tis("wait_for_usage", day)]
+            return all(any("not available yet" in event for _, event in self.trigger_log_events(key)) for key in keys)
+
+        self.wait("every deferred sensor's trigger to poll once in the triggerer", every_trigger_polled, timeout=120)
         say(
             f"All {expected_deferred} sensors of the unpublished days are deferred at once "
             f"(after {waited:.0f} s; {running_now} task(s) running; executor parallelism {PARALLELISM}, pool {POOL_SLOTS} slots)"
@@ -1123,17 +1135,15 @@ class Deployment:
             released = time.monotonic()
             took = self.wait(
                 f"the sensors of {day} to complete after the clock moved to {now}",
-                lambda day=day: sensors(day, "success") == len(s.accounts),
+                lambda day=day: sensors(day, "success") == SENSORS_PER_RUN,
                 timeout=180,
             )
             still = sum(sensors(later_day, "deferred") for later_day in later)
-            if still != len(later) * len(s.accounts):
+            if still != len(later) * SENSORS_PER_RUN:
                 raise DeployError(
-                    f"after publishing {day}, {still} of {len(later) * len(s.accounts)} later sensors are deferred"
+                    f"after publishing {day}, {still} of {len(later) * SENSORS_PER_RUN} later sensors are deferred"
                 )
-            say(
-                f"Clock -> {now}: {day} published; its {len(s.accounts)} sensors resumed in {took:.1f} s; {still} still deferred"
-            )
+            say(f"Clock -> {now}: {day} published; its sensor resumed in {took:.1f} s; {still} still deferred")
             self.report.add(
                 f"clock -> {now}: sensors of {day} completed {time.monotonic() - released:.1f} s later, {still} later sensor(s) still deferred"
             )
@@ -1149,7 +1159,7 @@ class Deployment:
         """Every run and task instance succeeded, at ``try_number`` (no retries: the DAG has none)."""
         assert self.observer is not None
         s = self.settings
-        expected = {"plan_accounts": 1, "wait_for_usage": len(s.accounts), "land_usage": len(s.accounts), "report": 1}
+        expected = {"plan_accounts": 1, "wait_for_usage": SENSORS_PER_RUN, "land_usage": len(s.accounts), "report": 1}
         for task_id, per_run in expected.items():
             tis = self.observer.tis(task_id)
             bad = {key: state for key, state in tis.items() if state != "success"}
@@ -1183,7 +1193,7 @@ class Deployment:
         if unassigned or not jobs or any(job_type != "TriggererJob" for _, job_type, _ in jobs):
             raise DeployError(f"triggers not run by a triggerer job: unassigned {unassigned}, jobs {jobs}")
         sensors_deferred = {key for key in self.observer.ever_deferred if key[1] == "wait_for_usage"}
-        want = len(s.pending) * len(s.accounts)
+        want = len(s.pending) * SENSORS_PER_RUN
         if len(sensors_deferred) != want:
             raise DeployError(f"{len(sensors_deferred)} sensors were seen deferred, expected {want}")
         # The triggerer writes each trigger's log next to its task instance's log
@@ -1334,22 +1344,26 @@ class Deployment:
         statuses = collections.Counter(entry.get("status") for entry in log)
         if set(statuses) != {200}:
             raise DeployError(f"the emulator answered other statuses than 200: {dict(statuses)}")
-        partitions = len(self.settings.accounts) * self.settings.days
+        days, accounts = self.settings.days, len(self.settings.accounts)
+        per_run = SENSORS_PER_RUN + accounts  # the sensor's check on a worker, then one landing per account
         first, second = log[: self.requests_after_backfill1], log[self.requests_after_backfill1 :]
-        # Backfill 2: every day is published, so one sensor check and one landing request per partition.
-        if len(second) != 2 * partitions:
-            raise DeployError(f"backfill 2 sent {len(second)} requests, expected {2 * partitions} (2 per partition)")
+        # Backfill 2: every day is published, so each sensor's first check finds it.
+        if len(second) != per_run * days:
+            raise DeployError(
+                f"backfill 2 sent {len(second)} requests, expected {per_run * days} "
+                f"({SENSORS_PER_RUN} sensor check + {accounts} landings per day)"
+            )
         # Backfill 1: the same, plus what the triggers polled (counted from their logs).
-        expected_first = 2 * partitions + self.trigger_polls
+        expected_first = per_run * days + self.trigger_polls
         if len(first) != expected_first:
             raise DeployError(
                 f"backfill 1 sent {len(first)} requests, expected {expected_first} "
-                f"(2 per partition + {self.trigger_polls} trigger polls)"
+                f"({per_run} per day + {self.trigger_polls} trigger polls)"
             )
         self.report.add(
             f"emulator requests: {len(log)}, all HTTP 200 ({', '.join(f'{k}={v}' for k, v in sorted(routes.items()))}): "
-            f"backfill 1 {len(first)} = 2 x {partitions} partitions (worker check + landing) + {self.trigger_polls} "
-            f"trigger polls; backfill 2 {len(second)} = 2 x {partitions}"
+            f"backfill 1 {len(first)} = {days} days x ({SENSORS_PER_RUN} sensor check on a worker + {accounts} landings) "
+            f"+ {self.trigger_polls} trigger polls; backfill 2 {len(second)} = {days} x {per_run}"
         )
 
     def check_rest_api(self) -> None:
@@ -1373,7 +1387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--first-day", type=dt.date.fromisoformat, default=dt.date(2025, 6, 1), help="first UTC day")
     parser.add_argument("--days", type=int, default=8, help="days to backfill (default 8)")
-    parser.add_argument("--pending-days", type=int, default=3, help="last days not yet published at the start")
+    parser.add_argument(
+        "--pending-days",
+        type=int,
+        default=5,
+        help="last days not yet published at the start (default 5: more sensors deferred than executor slots)",
+    )
     parser.add_argument(
         "--accounts", type=int, default=3, choices=range(1, len(ACCOUNTS) + 1), help="accounts (default 3)"
     )
@@ -1388,8 +1407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 1 <= args.pending_days < args.days:
         parser.error("--pending-days must be at least 1 and less than --days")
     last_day = args.first_day + dt.timedelta(days=args.days - 1)
-    if not (args.first_day >= DAG_FIRST_DAY and last_day <= DAG_LAST_DAY):
-        parser.error(f"the days must lie between {DAG_FIRST_DAY} and {DAG_LAST_DAY} (the DAG's start and end dates)")
+    if not (args.first_day >= DAG_FIRST_DAY and last_day < dt.datetime.now(dt.timezone.utc).date()):
+        parser.error(f"the days must lie between {DAG_FIRST_DAY} (the DAG's start date) and yesterday")
 
     teardown_budget = 60.0
     settings = Settings(
