@@ -34,6 +34,14 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 )
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the throwaway AIRFLOW_HOME (DB, logs) unless CFBILLING_KEEP_AIRFLOW_HOME=1."""
+    import shutil
+
+    if os.environ.get("CFBILLING_KEEP_AIRFLOW_HOME") != "1":
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite metadata DB in the throwaway AIRFLOW_HOME (for dag.test())."""

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-# The root conftest sets a throwaway AIRFLOW_HOME; keep one if this folder runs on its own.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="cfbilling-sinks-airflow-home-"))
+# The throwaway AIRFLOW_HOME comes from tests/conftest.py, which pytest loads for every test below it.
 
 
 def v2_record(index: int) -> dict[str, Any]:
