@@ -37,13 +37,12 @@ def dag_bag(folder: Path) -> Any:
 
 def scheduler_dag(dag: Any) -> Any:
     """``dag`` as the scheduler sees it: serialized and back (the class differs by version)."""
-    if AIRFLOW_V_3_2_PLUS:
-        from airflow.serialization.serialized_objects import DagSerialization
+    try:  # newer 3.x
+        from airflow.serialization.serialized_objects import DagSerialization as Serializer
+    except ImportError:  # 2.x, 3.0
+        from airflow.serialization.serialized_objects import SerializedDAG as Serializer  # type: ignore[assignment]
 
-        return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
-    from airflow.serialization.serialized_objects import SerializedDAG
-
-    return SerializedDAG.deserialize_dag(SerializedDAG.serialize_dag(dag))
+    return Serializer.deserialize_dag(Serializer.serialize_dag(dag))
 
 
 def load_dag(dag_id: str, folder: Path = TEST_DAGS) -> Any:
