@@ -1113,9 +1113,14 @@ class Deployment:
             f"All {expected_deferred} sensors of the unpublished days are deferred at once "
             f"(after {waited:.0f} s; {running_now} task(s) running; executor parallelism {PARALLELISM}, pool {POOL_SLOTS} slots)"
         )
+        if expected_deferred > max(PARALLELISM, POOL_SLOTS):
+            holding = (
+                f"> parallelism {PARALLELISM} and > pool slots {POOL_SLOTS}: no worker or pool slot held while waiting"
+            )
+        else:
+            holding = f"not more than the {PARALLELISM} slots: run with more --pending-days to show no slot is held"
         self.report.add(
-            f"deferred at once: {expected_deferred} sensors (> parallelism {PARALLELISM} and > pool slots {POOL_SLOTS}: "
-            f"no worker or pool slot held while waiting); tasks running at that moment: {running_now}"
+            f"deferred at once: {expected_deferred} sensors ({holding}); tasks running at that moment: {running_now}"
         )
         published = [day for day in s.all_days if day not in s.pending]
         early = [
