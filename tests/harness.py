@@ -13,6 +13,8 @@ import importlib
 import json
 import logging
 import os
+import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +24,26 @@ from airflow_provider_cfbilling.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLO
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_DAGS = REPO_ROOT / "tests" / "dags"
 EXAMPLE_DAGS = REPO_ROOT / "example_dags"
+
+
+def advance_clock_after(
+    emulator: Any, requests: int, seconds: float, route: str = "v2", limit: float = 60.0
+) -> threading.Thread:
+    """From a thread: once ``requests`` requests reached ``route``, move the emulator's clock on by
+    ``seconds`` (a day gets published while a sensor or trigger waits). The thread gives up after
+    ``limit`` seconds."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if emulator.route_counts().get(route, 0) >= requests:
+                emulator.advance_clock(seconds)
+                return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 def dag_bag(folder: Path) -> Any:

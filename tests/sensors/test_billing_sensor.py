@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import time
 from typing import Any
 
 import pytest
+from harness import advance_clock_after
 
 from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, NO_BILLING_TOKEN
 from airflow_provider_cfbilling.exceptions import (
@@ -257,12 +257,7 @@ def test_deferrable_defaults_to_the_airflow_setting(monkeypatch: Any) -> None:
 
 
 def test_poke_mode_waits_for_the_day_and_returns_the_count(emulator: Any, cloudflare_conn: Any) -> None:
-    def advance() -> None:
-        while emulator.route_counts().get("v2", 0) < 2:
-            time.sleep(0.005)
-        emulator.advance_clock(TO_PENDING_DAY)
-
-    threading.Thread(target=advance, daemon=True).start()
+    advance_clock_after(emulator, requests=2, seconds=TO_PENDING_DAY)
     result = make_sensor(day=PENDING_DAY).execute({})
     assert result == expected_count(emulator, PENDING_DAY)
     assert len(requests_to(emulator)) == 3

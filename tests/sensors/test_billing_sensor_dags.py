@@ -7,12 +7,11 @@ so these runs go through defer -> trigger -> execute_complete exactly as a trigg
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from typing import Any
 
 import pytest
-from harness import reschedule_count, run_dag, task_states, xcom
+from harness import advance_clock_after, reschedule_count, run_dag, task_states, xcom
 
 from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID
 from airflow_provider_cfbilling.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
@@ -34,22 +33,6 @@ def v2_requests(emulator: Any) -> list[dict[str, Any]]:
     return [entry for entry in emulator.request_log if entry["route"] == "v2"]
 
 
-def advance_clock_after(emulator: Any, requests: int) -> threading.Thread:
-    """Make the pending day appear once ``requests`` v2 requests were made (i.e. while the sensor waits)."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if emulator.route_counts().get("v2", 0) >= requests:
-                emulator.advance_clock(TO_PENDING_DAY)
-                return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_deferrable_sensor_succeeds_for_an_available_day_defaulting_to_the_day_before(emulator: Any) -> None:
     # No day in the conf: the day before the logical date (a manual run has no data interval).
     run = run_dag("cf_sensor_deferrable", logical_date=LOGICAL_DATE)
@@ -67,7 +50,7 @@ def test_deferred_sensor_resumes_when_the_day_appears_while_the_trigger_waits(
 ) -> None:
     # Request 1 is the task's own check; the trigger makes request 2 (not yet) and, after the clock
     # moved, request 3 (available).
-    advance_clock_after(emulator, requests=2)
+    advance_clock_after(emulator, requests=2, seconds=TO_PENDING_DAY)
     run = run_dag("cf_sensor_deferrable", logical_date=LOGICAL_DATE, conf={"day": PENDING_DAY})
     assert task_states(run) == {"wait": "success"}
     assert xcom(run, "wait") == len(emulator.expected_records(DEFAULT_ACCOUNT_ID, PENDING_DAY))
@@ -105,7 +88,7 @@ def test_deferred_sensor_fails_at_once_when_the_trigger_meets_a_permission_error
 
 
 def test_poke_mode_sensor_waits_for_the_day(emulator: Any) -> None:
-    advance_clock_after(emulator, requests=2)
+    advance_clock_after(emulator, requests=2, seconds=TO_PENDING_DAY)
     run = run_dag(
         "cf_sensor_poke",
         logical_date=LOGICAL_DATE,
@@ -125,7 +108,7 @@ def test_poke_mode_sensor_waits_for_the_day(emulator: Any) -> None:
     "TypeError on the second try; fixed in 3.1. Real 3.0 workers parse it and are unaffected.",
 )
 def test_reschedule_mode_sensor_waits_for_the_day(emulator: Any) -> None:
-    advance_clock_after(emulator, requests=2)
+    advance_clock_after(emulator, requests=2, seconds=TO_PENDING_DAY)
     run = run_dag("cf_sensor_reschedule", logical_date=LOGICAL_DATE, conf={"day": PENDING_DAY})
     assert task_states(run) == {"wait": "success"}
     assert xcom(run, "wait") == len(emulator.expected_records(DEFAULT_ACCOUNT_ID, PENDING_DAY))

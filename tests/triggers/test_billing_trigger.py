@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+from harness import advance_clock_after
 
 from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, NO_BILLING_TOKEN
 from airflow_provider_cfbilling.exceptions import (
@@ -71,22 +72,6 @@ def first_event(trigger: CloudflareUsageAvailableTrigger, limit: float = 20.0) -
 
 def usage_requests(emulator: Any, route: str = "v2") -> list[dict[str, Any]]:
     return [entry for entry in emulator.request_log if entry["route"] == route]
-
-
-def advance_clock_after(emulator: Any, requests: int, seconds: float, route: str = "v2") -> threading.Thread:
-    """From a thread: once ``requests`` requests reached ``route``, move the emulator clock on."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if emulator.route_counts().get(route, 0) >= requests:
-                emulator.advance_clock(seconds)
-                return
-            time.sleep(0.005)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
 
 
 # ---------------------------------------------------------------------------------------------- serialization
@@ -200,7 +185,7 @@ def test_which_errors_are_waited_out(error: Exception, transient: bool) -> None:
 
 
 def test_fires_once_the_day_appears_after_a_few_polls(emulator: Any, cloudflare_conn: Any) -> None:
-    advance_clock_after(emulator, requests=3, seconds=TO_PENDING_DAY)
+    advance_clock_after(emulator, requests=3, seconds=TO_PENDING_DAY, limit=20)
     payload = first_event(make_trigger(day=PENDING_DAY))
 
     expected = len(emulator.expected_records(DEFAULT_ACCOUNT_ID, PENDING_DAY))
