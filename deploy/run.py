@@ -793,6 +793,28 @@ def task_log(home: Path, dag_id: str, key: TiKey) -> Path | None:
     return Path(found[-1]) if found else None
 
 
+def compact_task_log(path: Path | None) -> list[str]:
+    """A task log's JSON lines as ``time level event``, with each exception's type and message."""
+    if path is None:
+        return []
+    compact = []
+    for raw in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            compact.append(raw[:300])
+            continue
+        if not isinstance(entry, dict):
+            compact.append(raw[:300])
+            continue
+        line = f"{str(entry.get('timestamp', ''))[11:23]} {entry.get('level', '?')} {entry.get('event', '')}"
+        for detail in entry.get("error_detail") or []:
+            if isinstance(detail, dict):
+                line += f" | {detail.get('exc_type')}: {str(detail.get('exc_value'))[:400]}"
+        compact.append(line[:600])
+    return compact
+
+
 # --------------------------------------------------------------------------------------------
 # The lake
 # --------------------------------------------------------------------------------------------
@@ -890,16 +912,17 @@ class Deployment:
         assert self.observer is not None and self.airflow is not None
         failed = self.observer.failures()
         if failed:
-            # The failed ones first (their logs say why), then upstream_failed and the rest.
-            failed.sort(key=lambda key: self.observer.states[key] != "failed")  # type: ignore[union-attr]
-            details = []
-            for key in failed[:3]:
-                details.append(self.failure_details(key))
-            raise DeployError(f"{len(failed)} task instance(s) failed:\n" + "\n".join(details))
+            # Details of the failed ones only (their logs say why; upstream_failed ones follow from them).
+            states = self.observer.states
+            causes = [key for key in failed if states[key] == "failed"] or failed
+            counts = collections.Counter(states[key] for key in failed)
+            details = [self.failure_details(key) for key in causes[:2]]
+            raise DeployError(f"{len(failed)} task instance(s) ended badly {dict(counts)}:\n" + "\n".join(details))
 
     def failure_details(self, key: TiKey) -> str:
         """What CI needs to find the cause after the teardown removed the files: the task
-        instance's row and its history, its task log, and the trigger log next to it."""
+        instance's row and its history, its task log, the trigger log next to it, and last (CI
+        may keep only the tail) Airflow's audit log and the scheduler's lines for it."""
         assert self.observer is not None and self.airflow is not None
         run_id, task_id, map_index = key
         lines = [f"  {key}: {self.observer.states[key]}"]
@@ -917,10 +940,37 @@ class Deployment:
                         )
                     )
         log = task_log(self.airflow.home, DAG_ID, key)
-        lines.append(f"    task log {log}:\n{tail(log, 60) if log else '(none)'}")
+        lines.append(f"    task log {log.name if log else '(none)'}:")
+        lines.extend(f"      {line}" for line in compact_task_log(log)[-20:])
         for name, event in self.trigger_log_events(key)[-15:]:
             lines.append(f"    trigger log {name}: {event}")
+        # Airflow's audit log says who changed the state: for example the scheduler's "state mismatch"
+        # when an executor reports a task finished that the database says is queued.
+        with contextlib.suppress(Exception):
+            for when, event, owner, extra in self.observer.query(
+                "SELECT dttm, event, owner, extra FROM log WHERE dag_id = %s AND run_id = %s AND task_id = %s "
+                "AND map_index = %s ORDER BY dttm",
+                (DAG_ID, run_id, task_id, map_index),
+            ):
+                lines.append(f"    audit log {when:%H:%M:%S.%f} {event} by {owner}: {(extra or '')[:600]}")
+        for line in self.scheduler_lines(key)[-6:]:
+            lines.append(f"    scheduler log: {line}")
         return "\n".join(lines)
+
+    def scheduler_lines(self, key: TiKey) -> list[str]:
+        """The scheduler's log lines that name this task instance (its repr carries the run id,
+        the task id and the map index)."""
+        run_id, task_id, map_index = key
+        path = self.processes.logs / "scheduler.log"
+        if not path.exists():
+            return []
+        wanted = f"{DAG_ID}.{task_id} {run_id} " + (f"map_index={map_index} [" if map_index >= 0 else "[")
+        found = []
+        with path.open(errors="replace") as handle:
+            for line in handle:
+                if wanted in line and not line.startswith("\t"):  # not a continuation of a list
+                    found.append(line.rstrip()[:500])
+        return found
 
     def state_summary(self) -> str:
         if self.observer is None:
@@ -1447,6 +1497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = Report()
     deployment = Deployment(settings, workdir, processes, report)
     outcome, code = "FAILED", 1
+    failure = "the driver stopped before its first check"
     say(
         f"Deployment test: {DAG_ID}, {settings.days} days from {settings.first_day}, {len(settings.accounts)} accounts; "
         f"workdir {workdir}"
@@ -1463,24 +1514,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         deployment.check_rest_api()
         outcome, code = "PASSED", 0
     except DeployError as error:
-        print(f"\nDEPLOYMENT CHECK FAILED: {error}", file=sys.stderr, flush=True)
+        failure = f"DEPLOYMENT CHECK FAILED: {error}"
     except Interrupted as error:
-        print(f"\nINTERRUPTED: {error}", file=sys.stderr, flush=True)
+        failure = f"INTERRUPTED: {error}"
         code = 124 if "timeout" in str(error) else 130
     except Exception as error:  # a bug in the driver itself: still tear down
         import traceback
 
-        traceback.print_exc()
-        print(f"\nDEPLOYMENT TEST ERROR: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        failure = f"DEPLOYMENT TEST ERROR: {type(error).__name__}: {error}\n{traceback.format_exc()}"
     finally:
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)  # the teardown itself is not interrupted
         teardown_started = time.monotonic()
         if code != 0:
+            # The components' logs first and the failure after them: CI may keep only the tail.
             for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
                 path = logs / f"{name}.log"
                 if path.exists():
-                    print(f"\n--- last lines of {name}.log ---\n{tail(path, 25)}", file=sys.stderr)
+                    print(f"\n--- last lines of {name}.log ---\n{tail(path, 25)}", flush=True)
+            print(f"\n{failure}", flush=True)
         with contextlib.suppress(Exception):
             if deployment.observer is not None:
                 deployment.observer.db.close()
@@ -1512,6 +1564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Deployment test {outcome} in {time.monotonic() - STARTED:.0f} s")
         for line in report.lines:
             print(f"  - {line}")
+        if code != 0:
+            print("  - FAILED: " + "\n      ".join(failure.splitlines()[:2]))
         print("  durations: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in report.durations.items()))
         print(
             f"  teardown: every component stopped; {len(leftovers)} task/child process(es) swept by pid; "
