@@ -957,6 +957,20 @@ class Deployment:
             lines.append(f"    scheduler log: {line}")
         return "\n".join(lines)
 
+    def deferrals_unread_by_scheduler(self, run_ids: Sequence[str]) -> list[str]:
+        """The runs whose sensor's deferral exit (try 1) the scheduler has not yet logged as an
+        executor event."""
+        path = self.processes.logs / "scheduler.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        read = set(
+            re.findall(
+                r"Received executor event with state success for task instance TaskInstanceKey\("
+                rf"dag_id='{DAG_ID}', task_id='wait_for_usage', run_id='([^']+)', try_number=1,",
+                text,
+            )
+        )
+        return [run_id for run_id in run_ids if run_id not in read]
+
     def scheduler_lines(self, key: TiKey) -> list[str]:
         """The scheduler's log lines that name this task instance (its repr carries the run id,
         the task id and the map index)."""
@@ -1159,6 +1173,16 @@ class Deployment:
             return all(any("not available yet" in event for _, event in self.trigger_log_events(key)) for key in keys)
 
         self.wait("every deferred sensor's trigger to poll once in the triggerer", every_trigger_polled, timeout=120)
+        # And the scheduler has read each deferral's "success" from the executor. Read after the
+        # trigger fired and the task was queued again, that stale event fails the resumed task
+        # (an Airflow 3 race, apache/airflow#71580, #72716; docs/compatibility.md): the 3 s polls
+        # here make it reachable, the 30-minute polls of production do not.
+        deferred_runs = sorted({key[0] for day in s.pending for key in observer.tis("wait_for_usage", day)})
+        self.wait(
+            "the scheduler to read the executor's event for every deferral",
+            lambda: not self.deferrals_unread_by_scheduler(deferred_runs),
+            timeout=120,
+        )
         say(
             f"All {expected_deferred} sensors of the unpublished days are deferred at once "
             f"(after {waited:.0f} s; {running_now} task(s) running; executor parallelism {PARALLELISM}, pool {POOL_SLOTS} slots)"

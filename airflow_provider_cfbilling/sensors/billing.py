@@ -310,6 +310,8 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
                 cloudflare_conn_id=self.cloudflare_conn_id,
                 poll_interval=self.poll_interval,
                 retry_settings=self.hook_settings,
+                # This task has just checked: the trigger's first check is one interval later.
+                first_poll_delay=self.poll_interval,
             ),
             method_name="execute_complete",
             timeout=dt.timedelta(seconds=self.timeout),

@@ -115,6 +115,11 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
     :param min_records: how many records on ``day`` make it available.
     :param cloudflare_conn_id: the ``cloudflare`` connection.
     :param poll_interval: seconds between polls.
+    :param first_poll_delay: seconds to wait before the first poll (default 0). The sensor passes its
+        ``poll_interval``: it has just checked, so the next check is due one interval later, not at
+        once. This also keeps the trigger from firing within moments of the deferral, the window in
+        which Airflow 3 schedulers can fail the resumed task on the stale "success" its worker
+        reported when it deferred (apache/airflow#66374, #71580, #72716).
     :param retry_settings: the hook's ``timeout``, ``max_retries``, ``retry_after_max``,
         ``backoff_base``, ``backoff_max`` (unset ones come from the connection).
     """
@@ -133,6 +138,7 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
         cloudflare_conn_id: str = "cloudflare_default",
         poll_interval: float = 60.0,
         retry_settings: dict[str, Any] | None = None,
+        first_poll_delay: float = 0.0,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -153,6 +159,11 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
         self.cloudflare_conn_id = cloudflare_conn_id
         self.poll_interval = float(poll_interval)
         self.retry_settings = dict(retry_settings or {})
+        self.first_poll_delay = float(first_poll_delay)
+        if not self.first_poll_delay >= 0:  # also refuses NaN
+            raise CloudflareInputError(
+                "first_poll_delay", f"{first_poll_delay!r} is not 0 or more seconds", "Use 0 or a positive number"
+            )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -169,6 +180,7 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
                 "cloudflare_conn_id": self.cloudflare_conn_id,
                 "poll_interval": self.poll_interval,
                 "retry_settings": dict(self.retry_settings),
+                "first_poll_delay": self.first_poll_delay,
             },
         )
 
@@ -197,6 +209,8 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
         polls = 0
         last_count: int | None = None
         last_error: str | None = None
+        if self.first_poll_delay > 0:
+            await asyncio.sleep(max(0.0, min(self.first_poll_delay, self.end_time - time.time())))
         while True:
             remaining = self.end_time - time.time()
             if remaining <= 0:

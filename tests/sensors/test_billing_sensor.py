@@ -313,6 +313,8 @@ def test_deferrable_hands_the_wait_to_the_trigger(emulator: Any, cloudflare_conn
         "cloudflare_conn_id": "cloudflare_default",
         "poll_interval": 120.0,
         "retry_settings": {"max_retries": 4, "retry_after_max": 90.0},
+        # The sensor has just checked: the trigger's first check is one interval later.
+        "first_poll_delay": 120.0,
     }
     # One check before deferring (after the anchor lookup).
     assert [entry["route"] for entry in emulator.request_log] == ["billable-usage-info", "billable-usage"]

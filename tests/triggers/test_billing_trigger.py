@@ -89,6 +89,7 @@ def test_serialize_round_trip_is_exact() -> None:
         cloudflare_conn_id="cf_prod",
         poll_interval=300,
         retry_settings={"max_retries": 3, "backoff_base": 2.0, "retry_after_max": 120.0, "timeout": 30.0},
+        first_poll_delay=300,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == CLASSPATH
@@ -104,6 +105,7 @@ def test_serialize_round_trip_is_exact() -> None:
         "cloudflare_conn_id": "cf_prod",
         "poll_interval": 300.0,
         "retry_settings": {"max_retries": 3, "backoff_base": 2.0, "retry_after_max": 120.0, "timeout": 30.0},
+        "first_poll_delay": 300.0,
     }
     assert json.loads(json.dumps(kwargs)) == kwargs
     rebuilt = import_string(classpath)(**kwargs)
@@ -126,12 +128,25 @@ def test_serialize_defaults_and_v2_metric() -> None:
         "cloudflare_conn_id": "cloudflare_default",
         "poll_interval": 60.0,
         "retry_settings": {},
+        "first_poll_delay": 0.0,
     }
+
+
+def test_kwargs_serialized_before_first_poll_delay_existed_still_load() -> None:
+    """A trigger row written by an earlier release (no ``first_poll_delay``) resumes, polling at once."""
+    _classpath, kwargs = make_trigger().serialize()
+    del kwargs["first_poll_delay"]
+    assert import_string(CLASSPATH)(**kwargs).first_poll_delay == 0.0
 
 
 @pytest.mark.parametrize(
     ("kwargs", "parameter"),
-    [({"source": "focus"}, "source"), ({"retry_settings": {"password": "x"}}, "retry_settings")],
+    [
+        ({"source": "focus"}, "source"),
+        ({"retry_settings": {"password": "x"}}, "retry_settings"),
+        ({"first_poll_delay": -1}, "first_poll_delay"),
+        ({"first_poll_delay": float("nan")}, "first_poll_delay"),
+    ],
 )
 def test_bad_kwargs_are_refused(kwargs: dict[str, Any], parameter: str) -> None:
     with pytest.raises(CloudflareInputError) as caught:
@@ -248,6 +263,25 @@ def test_times_out_at_end_time(emulator: Any, cloudflare_conn: Any) -> None:
     assert "0 of 1 record(s)" in payload["message"]
     assert 1.0 <= elapsed < 2.0
     assert 3 <= len(usage_requests(emulator)) <= 5
+
+
+def test_the_first_poll_waits_first_poll_delay(emulator: Any, cloudflare_conn: Any) -> None:
+    """The sensor's own check came just before: the trigger asks one interval later, not at once."""
+    started = time.monotonic()
+    payload = first_event(make_trigger(first_poll_delay=0.5))
+    assert payload["status"] == "success"
+    assert len(usage_requests(emulator)) == 1
+    assert time.monotonic() - started >= 0.5
+
+
+def test_a_deadline_inside_the_first_poll_delay_times_out_without_a_request(
+    emulator: Any, cloudflare_conn: Any
+) -> None:
+    payload = first_event(make_trigger(end_time=time.time() + 0.3, first_poll_delay=3600))
+    assert payload["status"] == "timeout"
+    assert payload["records"] is None
+    assert "no successful check after 0 check(s)" in payload["message"]
+    assert emulator.request_log == []
 
 
 def test_a_deadline_in_the_past_times_out_without_a_request(emulator: Any, cloudflare_conn: Any) -> None:
