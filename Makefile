@@ -69,6 +69,7 @@ deploy-postgres:
 
 test-deploy: $(DEPLOY_STAMP) deploy-postgres
 	$(PY) -m ruff check deploy
+	$(PY) -m mypy deploy/run.py deploy/airflow_local_settings.py
 	timeout -k 60 $(DEPLOY_TIMEOUT) $(PY) deploy/run.py --timeout $$(( $(DEPLOY_TIMEOUT) - 60 ))
 
 # Issue 9: the whole suite on every supported Airflow x Python, one virtualenv each under .venvs/

@@ -304,8 +304,9 @@ class Processes:
                     f"{item.name} exited with status {code}; its log ({item.log_path}):\n{tail(item.log_path)}"
                 )
 
-    def stop(self, names: Sequence[str] | None = None, grace: float = 15.0) -> None:
-        """Stop signal to each group, wait up to ``grace``, then SIGKILL the groups; reap."""
+    def stop(self, names: Sequence[str] | None = None, grace: float = 15.0) -> list[str]:
+        """Stop signal to each group, wait up to ``grace``, then SIGKILL the groups; reap.
+        Returns the names of those still alive after ``grace`` (SIGKILL was needed)."""
         chosen = [item for item in reversed(self.items) if names is None or item.name in names]
         for item in chosen:
             if item.process.poll() is None:
@@ -315,6 +316,7 @@ class Processes:
         for item in chosen:
             while time.monotonic() < deadline and (item.process.poll() is None or group_alive(item.pgid)):
                 time.sleep(0.1)
+        outlived = [item.name for item in chosen if item.process.poll() is None or group_alive(item.pgid)]
         for item in chosen:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(item.pgid, signal.SIGKILL)
@@ -323,6 +325,7 @@ class Processes:
             if item.process.stdout is not None:
                 item.process.stdout.close()
             self.items.remove(item)
+        return outlived
 
     def run(
         self,
@@ -1212,11 +1215,11 @@ class Deployment:
             moment = s.available_at(day)
             now = self.emulator.set_clock(moment)
             released = time.monotonic()
-            took = self.wait(
-                f"the sensors of {day} to complete after the clock moved to {now}",
-                lambda day=day: sensors(day, "success") == SENSORS_PER_RUN,
-                timeout=180,
-            )
+
+            def day_done(day: dt.date = day) -> bool:
+                return sensors(day, "success") == SENSORS_PER_RUN
+
+            took = self.wait(f"the sensors of {day} to complete after the clock moved to {now}", day_done, timeout=180)
             still = sum(sensors(later_day, "deferred") for later_day in later)
             if still != len(later) * SENSORS_PER_RUN:
                 raise DeployError(
@@ -1560,10 +1563,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(Exception):
             if deployment.observer is not None:
                 deployment.observer.db.close()
-        processes.stop(["api-server", "scheduler", "dag-processor", "triggerer"], grace=20)
-        processes.stop(["emulator"], grace=5)
-        processes.stop(["postgres"], grace=15)
-        processes.stop(grace=5)
+        outlived = processes.stop(["api-server", "scheduler", "dag-processor", "triggerer"], grace=20)
+        outlived += processes.stop(["emulator"], grace=5)
+        outlived += processes.stop(["postgres"], grace=15)
+        outlived += processes.stop(grace=5)
         leftovers = identity.kill_all()
         remaining = identity.pids()
         kept = args.keep or (code != 0 and os.environ.get("CFBILLING_DEPLOY_KEEP_ON_FAILURE") == "1")
@@ -1592,7 +1595,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("  - FAILED: " + "\n      ".join(failure.splitlines()[:2]))
         print("  durations: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in report.durations.items()))
         print(
-            f"  teardown: every component stopped; {len(leftovers)} task/child process(es) swept by pid; "
+            "  teardown: every component stopped"
+            + (f" ({', '.join(outlived)} only by SIGKILL after the grace period)" if outlived else "")
+            + f"; {len(leftovers)} task/child process(es) swept by pid; "
             f"{len(remaining)} left; workdir {'kept at ' + str(workdir) if kept else 'removed'}"
         )
         print("=" * 100)

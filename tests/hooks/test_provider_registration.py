@@ -31,7 +31,13 @@ def test_providers_manager_knows_the_provider_and_connection_type():
 
     manager = ProvidersManager()
     assert "airflow-provider-cfbilling" in manager.providers
-    hook_info = manager.hooks["cloudflare"]
+    try:  # newer Airflow 3: hooks are the task SDK's business (ProvidersManager.hooks is deprecated there)
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        hooks = ProvidersManagerTaskRuntime().hooks
+    except ImportError:
+        hooks = manager.hooks
+    hook_info = hooks["cloudflare"]
     assert hook_info is not None
     assert hook_info.hook_class_name == "airflow_provider_cfbilling.hooks.cloudflare.CloudflareHook"
     assert hook_info.connection_testable
