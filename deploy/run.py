@@ -52,7 +52,6 @@ import hashlib
 import json
 import os
 import pwd
-import queue
 import re
 import secrets
 import shutil
@@ -61,7 +60,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -93,7 +91,6 @@ ACCOUNTS = (
     "00112233445566778899aabbccddeeff",
     "a1b2c3d4e5f60718293a4b5c6d7e8f90",
 )
-READY_PREFIX = "Cloudflare billing emulator listening on "
 MARKER_VARIABLE = "CFBILLING_DEPLOY_RUN"
 WORKDIR_PREFIX = "cfbilling-deploy-"
 TERMINAL_FAILURES = ("failed", "upstream_failed", "removed")
@@ -576,44 +573,17 @@ class Emulator:
 
 
 def start_emulator(processes: Processes, env: dict[str, str], clock: dt.datetime, delay_hours: float) -> Emulator:
-    managed = processes.start(
-        "emulator",
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_cfbilling.emulator",
-            "--port",
-            "0",
-            "--clock",
-            clock.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "--availability-delay-hours",
-            f"{delay_hours:g}",
-        ],
-        env,
-        stdout=subprocess.PIPE,
-    )
-    lines: queue.Queue[str] = queue.Queue()
+    from airflow_provider_cfbilling.emulator.cli import command, wait_for_ready_line
 
-    def pump() -> None:
-        assert managed.process.stdout is not None
-        with contextlib.suppress(ValueError, OSError):
-            for line in managed.process.stdout:
-                lines.put(line)
-        lines.put("")
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-        except queue.Empty:
-            line = None
-        if line is None and time.monotonic() > deadline:
-            raise DeployError(f"the emulator did not start within 30 s:\n{tail(managed.log_path)}")
-        if line == "":
-            raise DeployError(f"the emulator exited early:\n{tail(managed.log_path)}")
-        if line and line.startswith(READY_PREFIX):
-            return Emulator(line[len(READY_PREFIX) :].strip())
+    options = ("--clock", clock.strftime("%Y-%m-%dT%H:%M:%SZ"), "--availability-delay-hours", f"{delay_hours:g}")
+    managed = processes.start("emulator", command(*options), env, stdout=subprocess.PIPE)
+    assert managed.process.stdout is not None
+    try:
+        return Emulator(wait_for_ready_line(managed.process.stdout, timeout=30))
+    except TimeoutError:
+        raise DeployError(f"the emulator did not start within 30 s:\n{tail(managed.log_path)}") from None
+    except EOFError:
+        raise DeployError(f"the emulator exited early:\n{tail(managed.log_path)}") from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,12 +24,10 @@ import collections
 import datetime as dt
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,11 +36,12 @@ from typing import Any
 
 # Standard library only: the demo process never imports Airflow itself.
 from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN
+from airflow_provider_cfbilling.emulator.cli import command as emulator_command
+from airflow_provider_cfbilling.emulator.cli import wait_for_ready_line
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "cloudflare_usage_daily"
 DEMO_DAY = dt.date(2025, 6, 18)
-READY_PREFIX = "Cloudflare billing emulator listening on "
 # The emulator's default account and its user-owned API token with Billing Read.
 ACCOUNT_ID = DEFAULT_ACCOUNT_ID
 TOKEN = DEFAULT_TOKEN
@@ -64,15 +63,7 @@ def say(message: str) -> None:
 @contextmanager
 def running_emulator(clock: dt.datetime, log_path: Path, timeout: float = 30.0) -> Iterator[tuple[str, int]]:
     """Start the emulator CLI, wait for its ready line, yield ``(base_url, pid)``; always stop it."""
-    command = [
-        sys.executable,
-        "-m",
-        "airflow_provider_cfbilling.emulator",
-        "--port",
-        "0",
-        "--clock",
-        clock.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    ]
+    command = emulator_command("--clock", clock.strftime("%Y-%m-%dT%H:%M:%SZ"))
     with log_path.open("wb") as stderr:
         process = subprocess.Popen(
             command,
@@ -83,35 +74,16 @@ def running_emulator(clock: dt.datetime, log_path: Path, timeout: float = 30.0) 
             start_new_session=True,  # its own process group: stopping it stops everything it started
         )
     try:
-        base_url = _read_ready_line(process, timeout, log_path)
+        assert process.stdout is not None
+        try:
+            base_url = wait_for_ready_line(process.stdout, timeout)
+        except TimeoutError:
+            raise DemoError(f"the emulator did not start within {timeout:g} s (log: {log_path})") from None
+        except EOFError:
+            raise DemoError(f"the emulator exited with status {process.wait()} (log: {log_path})") from None
         yield base_url, process.pid
     finally:
         stop_process_group(process)
-
-
-def _read_ready_line(process: subprocess.Popen[str], timeout: float, log_path: Path) -> str:
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put("")  # end of output
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise DemoError(f"the emulator did not start within {timeout:g} s (log: {log_path})")
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            continue
-        if not line:
-            raise DemoError(f"the emulator exited with status {process.wait()} (log: {log_path})")
-        if line.startswith(READY_PREFIX):
-            return line[len(READY_PREFIX) :].strip()
 
 
 def stop_process_group(process: subprocess.Popen[Any], grace: float = 10.0) -> None:

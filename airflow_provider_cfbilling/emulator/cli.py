@@ -7,20 +7,62 @@ once it accepts connections, then serves until SIGINT or SIGTERM and exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from types import FrameType
+from typing import IO
 
 from airflow_provider_cfbilling.emulator.clock import parse_instant
 from airflow_provider_cfbilling.emulator.core import Emulator
 from airflow_provider_cfbilling.emulator.credentials import Credentials
 from airflow_provider_cfbilling.emulator.faults import RateLimitConfig, fault_from_any
 
-READY_LINE = "Cloudflare billing emulator listening on {base_url}"
+READY_PREFIX = "Cloudflare billing emulator listening on "
+READY_LINE = READY_PREFIX + "{base_url}"
+
+
+def command(*options: str) -> list[str]:
+    """The argv that runs this command line with the current interpreter on a free loopback port
+    (``--port 0``), plus ``options``; read the base URL with :func:`wait_for_ready_line`."""
+    return [sys.executable, "-m", "airflow_provider_cfbilling.emulator", "--port", "0", *options]
+
+
+def wait_for_ready_line(stdout: IO[str], timeout: float) -> str:
+    """Read a started emulator's standard output (text mode) until its ready line; return the base URL.
+
+    Raises :class:`TimeoutError` when no ready line came within ``timeout`` seconds, and
+    :class:`EOFError` when the output ended first (the process exited). A daemon thread reads the
+    pipe, so the timeout holds even while the process prints nothing.
+    """
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        with contextlib.suppress(ValueError, OSError):  # the pipe closed under us
+            for line in stdout:
+                lines.put(line)
+        lines.put("")  # end of output
+
+    threading.Thread(target=pump, name="emulator-ready-line", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"the emulator printed no ready line within {timeout:g} s")
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if not line:
+            raise EOFError("the emulator's output ended before its ready line")
+        if line.startswith(READY_PREFIX):
+            return line[len(READY_PREFIX) :].strip()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,12 +10,20 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from emulator_helpers import BEARER, usage_path
 
 from airflow_provider_cfbilling.emulator import DEFAULT_TOKEN
-from airflow_provider_cfbilling.emulator.cli import build_emulator, build_parser
+from airflow_provider_cfbilling.emulator.cli import (
+    READY_LINE,
+    build_emulator,
+    build_parser,
+    command,
+    wait_for_ready_line,
+)
 
 READY = re.compile(r"^Cloudflare billing emulator listening on (http://127\.0\.0\.1:\d+/client/v4)$")
 
@@ -127,3 +135,45 @@ def test_cli_options_build_the_emulator(tmp_path: Path) -> None:
     assert emu.settings()["rate_limit"]["retry_after_http_date"] is True
     assert (emu.populate_costs, emu.extra_fields, emu.ignore_metric_filter, emu.scale) == (True, True, True, 2)
     assert emu.clock.mode == "offset"
+
+
+def test_command_and_ready_line_helpers_start_the_cli() -> None:
+    """What ``make demo`` and ``make test-deploy`` use: the argv and the ready-line reader."""
+    argv = command("--clock", "2026-01-10T12:00:00Z")
+    assert argv[:5] == [sys.executable, "-m", "airflow_provider_cfbilling.emulator", "--port", "0"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        base_url = wait_for_ready_line(proc.stdout, timeout=20)
+        assert READY.match(READY_LINE.format(base_url=base_url))
+        assert httpx.get(base_url.replace("/client/v4", "/__emulator__/health")).json()["now"] == "2026-01-10T12:00:00Z"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_ready_line_reader_skips_other_lines_and_reports_eof_and_timeout() -> None:
+    def pipe_with(text: str, *, close: bool) -> tuple[Any, Any]:
+        read_fd, write_fd = os.pipe()
+        writer = os.fdopen(write_fd, "w")
+        writer.write(text)
+        writer.flush()
+        if close:
+            writer.close()
+        return os.fdopen(read_fd), writer
+
+    reader, _ = pipe_with(f"warming up\n{READY_LINE.format(base_url='http://127.0.0.1:1/client/v4')}\n", close=True)
+    with reader:
+        assert wait_for_ready_line(reader, timeout=5) == "http://127.0.0.1:1/client/v4"
+
+    reader, _ = pipe_with("Traceback (most recent call last):\n", close=True)
+    with reader, pytest.raises(EOFError):
+        wait_for_ready_line(reader, timeout=5)
+
+    reader, writer = pipe_with("still starting\n", close=False)
+    try:
+        with pytest.raises(TimeoutError):
+            wait_for_ready_line(reader, timeout=0.3)
+    finally:
+        writer.close()
+        reader.close()
