@@ -1,14 +1,14 @@
 """Provider metadata read by Airflow's providers manager through the ``apache_airflow_provider`` entry point.
 
-Kept free of imports from the rest of the package: the providers manager calls it while Airflow
-itself is still starting up.
+Imports nothing from the package but the pure-Python endpoint registry: the providers manager
+calls it while Airflow itself is still starting up.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-PAYGO_PATHS = ["billable-usage", "paygo-usage", "billing/usage/paygo"]
+from airflow_provider_cfbilling.endpoints import PAYGO_PATHS
 
 
 def _connection_fields() -> dict[str, Any]:

@@ -287,82 +287,63 @@ METRIC_ID = "x_BillableMetricId"
 
 REDACTED = "[REDACTED]"
 
-PROFILE_REDACTED_FIELDS: tuple[str, ...] = (
-    # payment instrument and card-verification data
-    "card_number",
-    "card_expiry_month",
-    "card_expiry_year",
-    "validation_code",  # card verification code
-    "payment_nonce",  # one-time payment token
-    "payment_gateway",  # write-only in the spec; payment-processing detail of no reporting use
-    "device_data",  # fraud-detection device fingerprint
-    # the account holder: name, company (a sole trader's is their name), contact details
-    "first_name",
-    "last_name",
-    "company",
-    "telephone",
-    "primary_email",
-    "enterprise_billing_email",
-    "enterprise_primary_email",
-    # the postal address; country included, as part of the address
-    "address",
-    "address2",
-    "city",
-    "state",
-    "zipcode",
-    "country",
-    # the VAT / tax registration number identifies the holder (its type, tax_id_type, does not)
-    "vat",
-    # the payer, when different from the account holder
-    "payment_first_name",
-    "payment_last_name",
-    "payment_email",
-    "payment_address",
-    "payment_address2",
-    "payment_city",
-    "payment_state",
-    "payment_zipcode",
-    "payment_country",
+# An allow-list, not a deny-list: the profile carries names, addresses and card data, and
+# Cloudflare adds fields without notice (``mobile``, ``dob``, a nested ``billing_contact``...).
+# A field nobody has looked at yet is redacted until someone decides it is safe to keep.
+PROFILE_KEPT_FIELDS: tuple[str, ...] = (
+    # "Billing item identifier tag": an opaque tag Cloudflare generates for the profile record,
+    # what joins and deduplicates snapshots; it names the record, not a person.
+    "id",
+    # the kind of account (self-serve, enterprise...): what is billed, not who.
+    "account_type",
+    # the amount owed or in credit: the figure the snapshot exists for; an amount, no instrument.
+    "balance",
+    # when the profile was created and last changed: bookkeeping of the record itself.
+    "created_on",
+    "edited_on",
+    # whether the account is billed through a Cloudflare partner: a flag about the contract.
+    "is_partner",
+    # when the next invoice is cut: the billing cycle FinOps plans by.
+    "next_bill_date",
+    # the kind of tax registration ("vat"); the number itself (``vat``) identifies the holder.
+    "tax_id_type",
+    # which billing system the account is on: a flag (SDK models up to 5.6.0 only).
+    "use_legacy",
 )
-"""Billing-profile fields that hold personal or payment data, redacted by default.
+"""The list of billing-profile fields kept as they are; every other non-null value is redacted.
 
-Kept: ``id`` (billing profile tag), ``account_type``, ``balance``, ``is_partner``, ``tax_id_type``,
-``use_legacy``, ``created_on``, ``edited_on``, ``next_bill_date``: what a FinOps report needs,
-none of it personal. Undocumented fields whose name suggests personal or payment data (see
-:func:`redact_profile`) are redacted too.
+What a FinOps report needs and none of it personal or payment data, in documented order. Not
+kept, although documented: names, company (a sole trader's is their name), emails, telephone,
+postal and payment addresses (country included, as part of the address), ``vat``, card data,
+``validation_code``, ``payment_nonce``, ``payment_gateway`` and ``device_data``. Fields
+Cloudflare adds later are redacted too, until they are added here.
 """
 
-_PROFILE_KEPT_FIELDS = frozenset(column.name for column in SCHEMAS["profile"]) - set(PROFILE_REDACTED_FIELDS)
-_PROFILE_REDACTED = frozenset(PROFILE_REDACTED_FIELDS)
-# For fields the docs do not list yet: err on the side of redacting.
-_PERSONAL_FIELD_HINT = re.compile(
-    r"card|payment|email|name|phone|address|city|state|zip|postal|country|vat|tax_id(?!_type)"
-    r"|iban|bank|account_number|nonce|validation|device|birth|ssn|passport",
-    re.IGNORECASE,
+_PROFILE_KEPT = frozenset(PROFILE_KEPT_FIELDS)
+
+# Derived, not a list to maintain: the documented fields that are redacted. Redaction never reads
+# it; it remains for the tests under tests/operators and tests/examples that still import it.
+PROFILE_REDACTED_FIELDS: tuple[str, ...] = tuple(
+    column.name for column in SCHEMAS["profile"] if column.name not in _PROFILE_KEPT
 )
 
 
-def _is_redacted_profile_field(key: str) -> bool:
-    name = snake_key(key)
-    if name in _PROFILE_REDACTED:
-        return True
-    if name in _PROFILE_KEPT_FIELDS:
-        return False
-    return _PERSONAL_FIELD_HINT.search(name) is not None
+def _is_kept_profile_field(key: str) -> bool:
+    # The profile's own keys are snake_case already: the set lookup settles them without a
+    # conversion; api-style keys (``AccountType``) are matched by their snake form.
+    return key in _PROFILE_KEPT or snake_key(key) in _PROFILE_KEPT
 
 
 def redact_profile(record: dict[str, Any]) -> dict[str, Any]:
     """Return a copy of a billing profile with personal and payment values replaced by ``"[REDACTED]"``.
 
-    Every key is kept, so the shape does not depend on redaction; null values stay null (nothing
-    to hide). Redacted: :data:`PROFILE_REDACTED_FIELDS`, plus undocumented fields whose name
-    suggests personal or payment data (``*email*``, ``*phone*``, ``*address*``, ``*card*``,
-    ``payment_*``, ...). Keys are matched in either key style.
+    Only :data:`PROFILE_KEPT_FIELDS` keep their values. Every other non-null value is replaced
+    whole, nested objects and lists included, and so is any field Cloudflare adds later: a new
+    field is presumed personal until it is reviewed. Every key is kept, in its place, so the shape
+    does not depend on redaction; null values stay null (nothing to hide). Keys are matched in
+    either key style.
     """
-    return {
-        key: (REDACTED if value is not None and _is_redacted_profile_field(key) else value)
-        for key, value in record.items()
-    }
+    return {key: (value if value is None or _is_kept_profile_field(key) else REDACTED) for key, value in record.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,7 +407,7 @@ def parse_timestamp(value: str | datetime | date) -> datetime:
 
 __all__ = [
     "KEY_STYLES",
-    "PROFILE_REDACTED_FIELDS",
+    "PROFILE_KEPT_FIELDS",
     "REDACTED",
     "SCHEMAS",
     "SOURCES",

@@ -29,6 +29,10 @@ local temporary file (pickled batches, unlinked at creation) while the union of 
 collected, then written from the spool in batches of ``batch_size``. JSON Lines stream straight
 to the target. Either way at most one batch of records is in memory.
 
+CSV and Parquet have stable schemas, so that a folder of partitions reads as one table: the
+documented columns always, with their documented types; a field the documentation does not list
+always as a string column (see :func:`write_records`). Nothing is inferred from the values.
+
 Destinations are object-storage URIs for Airflow's ``ObjectStoragePath``; a plain absolute local
 path is taken as ``file://``, a relative one is refused. The final object (never a temporary
 one) is reported once to Airflow's hook lineage collector after a successful write.
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -47,14 +52,14 @@ import re
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from itertools import chain, islice
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_cfbilling.records import Column, parse_timestamp
+from airflow_provider_cfbilling.records import REDACTED, SCHEMAS, Column, parse_timestamp, snake_key
 
 if TYPE_CHECKING:
     from airflow_provider_cfbilling.version_compat import ObjectStoragePath
@@ -99,12 +104,14 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What :func:`write_records` wrote: the URI, the format, the record count, the object's size."""
+    """What :func:`write_records` wrote: the URI, the format, the record count, the object's size
+    and the hex SHA-256 of its bytes exactly as stored (after compression)."""
 
     uri: str
     file_format: str
     records: int
     bytes: int
+    sha256: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,14 +242,32 @@ def write_records(
 ) -> WriteResult:
     """Write ``records`` to ``spec.uri`` atomically, streaming, and report it as lineage.
 
-    - JSON Lines: one compact JSON object per line, keys in each record's order, UTF-8.
-    - CSV: a header row; the ``columns`` first, in order, then unknown fields sorted by name;
-      ``None`` is empty, booleans are ``true``/``false``, numbers keep their exact ``repr``,
-      nested objects are compact JSON; ``\\n`` line endings.
-    - Parquet: the ``columns`` with their types (timestamps as UTC microseconds), then unknown
-      fields with inferred types; one row group per ``batch_size`` records. A documented column
-      whose values in this window do not fit its type is written with the narrowest type that
-      holds them (integer -> double -> string), with a warning.
+    - JSON Lines: each record as received, one compact JSON object per line, keys in the
+      record's order, UTF-8. Zero records: an empty object.
+    - CSV and Parquet: every documented column (``columns``, in order, even when no record has
+      it: null), then one column per field the documentation does not list (sorted by name,
+      present when at least one record carries the field). Column types never depend on the
+      values, so every partition of a source has the same types:
+
+      - a documented column has its documented type (Parquet: ``string``, ``double``, ``int64``,
+        ``bool``, ``timestamp[us, UTC]``); non-string values in a documented string column (the
+        v2 ``Tags`` object) are written as JSON text;
+      - an undocumented field is always a string: strings as they are, other values as JSON text
+        (``true``/``false``, numbers as JSON, nested values as compact JSON), JSON null as null.
+
+      CSV: a header row, null is an empty cell, ``\\n`` line endings; numbers keep their exact
+      ``repr``, timestamps the API's text. Zero records: CSV is the header of the documented
+      columns, Parquet the documented schema with no rows.
+    - A documented value of another JSON type than documented is converted where its documented
+      type holds it: ``3.0`` in an integer column is ``3``, an integer in a number column a double,
+      any ISO 8601 spelling in a timestamp column a timestamp (Parquet stores it in UTC; CSV keeps
+      the text), and :data:`~airflow_provider_cfbilling.records.REDACTED` in a non-string column
+      (a redacted card expiry month) is null. Anything else (``10.5`` in an integer column, text
+      or a boolean in a number column, ``"n/a"`` in a timestamp column) means Cloudflare changed
+      the record format: the write fails with a ``ValueError`` naming the column, the value and
+      the source, and the previous object is left as it was. Changing the column's type instead
+      would make this partition unreadable together with the others, and writing null would lose
+      data silently; JSON Lines keeps records as sent, whatever they hold.
     - gzip (``.gz``): deterministic (no name, mtime 0), so re-runs give identical bytes.
 
     :param records: the records; consumed once, lazily. An exception it raises aborts the write.
@@ -250,7 +275,10 @@ def write_records(
     :param columns: the documented columns, in the records' key style (``records.columns_for``).
     :param conn_id: Airflow connection for the filesystem (``None``: the URI's or the default).
     :param batch_size: records per write (and per Parquet row group).
-    :return: the URI, the format, the number of records and the size in bytes of the object.
+    :return: the URI, the format, the number of records, the size in bytes of the object and the
+        SHA-256 of its bytes (computed while writing).
+    :raises ValueError: for a bad ``spec`` or ``batch_size``, or a documented value that does not
+        fit its documented type (CSV and Parquet, see above).
     """
     if spec.file_format not in FORMATS:
         allowed = ", ".join(repr(fmt) for fmt in FORMATS)
@@ -272,23 +300,53 @@ def write_records(
     else:
         with _Spool(records, batch_size) as spool:
             count = spool.count
+            schema = _Schema(columns, spool.keys, spec.uri)
             if spec.file_format == "csv":
                 with _open_atomic(path) as out, _compressed(out, spec.compression) as stream:
-                    _write_csv(spool, stream, columns)
+                    _write_csv(spool, stream, schema)
             else:
-                plan = _parquet_plan(spool, columns)
-                try:
-                    with _open_atomic(path) as out:
-                        _write_parquet(spool, out, plan, batch_size)
-                except _DoesNotFit:
-                    # Rare: values that do not fit a documented type. Decide every column's type
-                    # from the whole window, then write again (the first attempt was discarded).
-                    plan = _parquet_plan(spool, columns, scan_all=True)
-                    with _open_atomic(path) as out:
-                        _write_parquet(spool, out, plan, batch_size)
+                with _open_atomic(path) as out:
+                    _write_parquet(spool, out, schema, batch_size)
 
     _report_lineage(path, _lineage_uri(spec.uri))
-    return WriteResult(uri=spec.uri, file_format=spec.file_format, records=count, bytes=out.bytes_written)
+    return WriteResult(
+        uri=spec.uri,
+        file_format=spec.file_format,
+        records=count,
+        bytes=out.bytes_written,
+        sha256=out.sha256.hexdigest(),
+    )
+
+
+def write_bytes(uri: str, data: bytes, conn_id: str | None = None) -> None:
+    """Write a small object (a manifest) atomically, like :func:`write_records` writes records."""
+    with _open_atomic(_object_path(uri, conn_id)) as out:
+        out.write(data)
+
+
+def read_bytes(uri: str, conn_id: str | None = None) -> bytes | None:
+    """A small object's bytes (a manifest), or ``None`` when it does not exist."""
+    path = _object_path(uri, conn_id)
+    fs = _filesystem(path)
+    try:
+        with fs.open(path.path, "rb") as file:
+            return bytes(file.read())
+    except FileNotFoundError:
+        return None
+
+
+def object_sha256(uri: str, conn_id: str | None = None) -> str | None:
+    """The SHA-256 of an object's bytes, streamed; ``None`` when it does not exist."""
+    path = _object_path(uri, conn_id)
+    fs = _filesystem(path)
+    digest = hashlib.sha256()
+    try:
+        with fs.open(path.path, "rb") as file:
+            for chunk in iter(lambda: file.read(1 << 20), b""):
+                digest.update(chunk)
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest()
 
 
 def check_filesystem(uri: str, conn_id: str | None = None) -> None:
@@ -335,12 +393,13 @@ def _report_lineage(path: ObjectStoragePath, uri: str) -> None:
 
 
 class _CountingWriter(io.RawIOBase):
-    """A binary writer that counts what reaches the target (the final object's size)."""
+    """A binary writer that counts and hashes what reaches the target (the final object's bytes)."""
 
     def __init__(self, target: IO[bytes]) -> None:
         super().__init__()
         self._target = target
         self.bytes_written = 0
+        self.sha256 = hashlib.sha256()
 
     def writable(self) -> bool:
         return True
@@ -348,6 +407,7 @@ class _CountingWriter(io.RawIOBase):
     def write(self, data: Any) -> int:
         size = memoryview(data).nbytes
         self._target.write(data)
+        self.sha256.update(data)
         self.bytes_written += size
         return size
 
@@ -591,6 +651,7 @@ def _compact_json_encoder() -> Any:
 
 
 _encode_json = _compact_json_encoder()
+encode_json = _encode_json  # one record as compact JSON text, keys as sent (also the content digest's form)
 
 
 def _jsonl_batches(records: Iterable[dict[str, Any]], batch_size: int) -> Iterator[list[dict[str, Any]]]:
@@ -662,7 +723,106 @@ class _Spool:
 _PLAIN_TYPES = frozenset({str, int, float, type(None)})
 
 
-# ---- CSV -----------------------------------------------------------------------------------
+# ---- column types (CSV and Parquet) --------------------------------------------------------
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# The Python types a documented column's values may have to be written as they are (timestamp
+# strings are parsed once per distinct value, to check them). Anything else takes the slow path.
+_AS_IS: dict[str, frozenset[type]] = {
+    "number": frozenset({float, int, type(None)}),
+    "integer": frozenset({int, type(None)}),
+    "boolean": frozenset({bool, type(None)}),
+    "timestamp": frozenset({str, type(None)}),
+}
+_MISFIT = object()
+
+
+def _exact(value: Any, kind: str) -> Any:
+    """``value`` as documented type ``kind`` (a timestamp as an aware UTC ``datetime``) where that
+    type holds it, ``None`` for null and the redaction marker, else ``_MISFIT``."""
+    value_type = type(value)
+    if value is None or (value_type is str and value == REDACTED):
+        return None
+    if kind == "integer":
+        if value_type is float and value.is_integer():
+            value, value_type = int(value), int
+        if value_type is int and _INT64_MIN <= value <= _INT64_MAX:
+            return value
+    elif kind == "number":
+        if value_type is float or value_type is int or value_type is Decimal:
+            with suppress(OverflowError):
+                return float(value)  # what a JSON number is to any reader
+    elif kind == "boolean":
+        if value_type is bool:
+            return value
+    elif kind == "timestamp" and isinstance(value, (str, date)):
+        with suppress(ValueError, OverflowError):
+            return parse_timestamp(value)
+    return _MISFIT
+
+
+def _is_timestamp(value: str) -> bool:
+    return _exact(value, "timestamp") not in (_MISFIT, None)
+
+
+def _source_of(columns: Sequence[Column]) -> str | None:
+    """The record source whose documented columns these are, in either key style."""
+    names = [column.name for column in columns]
+    for source, schema in SCHEMAS.items():
+        if names in ([column.name for column in schema], [snake_key(column.name) for column in schema]):
+            return source
+    return None
+
+
+class _Schema:
+    """The columns of a CSV or Parquet object and the check of documented values.
+
+    ``columns``: ``(name, type)``, the documented columns in order, then the window's other keys,
+    sorted, as ``string``. Types come from the documentation only, never from the values.
+    """
+
+    def __init__(self, documented: Sequence[Column], keys: list[str], uri: str) -> None:
+        types = {column.name: column.type for column in documented}
+        self.columns: list[tuple[str, str]] = [*types.items(), *((key, "string") for key in keys if key not in types)]
+        self.names = [name for name, _kind in self.columns]
+        # (index, name, type) of the columns whose values are checked.
+        self.checked = [(index, name, kind) for index, (name, kind) in enumerate(self.columns) if kind != "string"]
+        self._documented = documented
+        self._uri = uri
+
+    def conform(self, values: list[Any], name: str, kind: str, *, strict: bool = False) -> list[Any]:
+        """The values to write in the non-string documented column ``name`` (type ``kind``).
+
+        Values of the expected Python types come back as they are (the same list); others are
+        converted (see :func:`_exact`; timestamps keep their text). ``strict`` converts every
+        value, for values Arrow refused. Raises ``ValueError`` for a value the documented type does
+        not hold: the record format changed, and the column's type does not.
+        """
+        if (
+            not strict
+            and set(map(type, values)) <= _AS_IS[kind]
+            and (kind != "timestamp" or all(map(_is_timestamp, set(values) - {None})))
+            and (kind != "integer" or max(map(abs, filter(None, values)), default=0) <= _INT64_MAX)
+        ):
+            return values
+        fitted = [_exact(value, kind) for value in values]
+        for value, fit in zip(values, fitted, strict=True):
+            if fit is _MISFIT:
+                raise self._misfit(name, kind, value)
+        if kind == "timestamp":  # checked; the text as the API sent it
+            return [None if fit is None else value for value, fit in zip(values, fitted, strict=True)]
+        return fitted
+
+    def _misfit(self, name: str, kind: str, value: Any) -> ValueError:
+        source = _source_of(self._documented)
+        shown = repr(value) if len(repr(value)) <= 200 else repr(value)[:200] + "..."
+        return ValueError(
+            f"Cannot write {self._uri}: column {name!r} of {source or 'these'} records is documented as "
+            f"{kind}, but a record has {shown} ({type(value).__name__}): the API's record format has "
+            f"changed. Nothing was written (a previous object is untouched), because the column keeps "
+            f"its documented type in every partition. Land this window as JSON Lines (records as "
+            f"sent) until airflow-provider-cfbilling supports the new format, and report it."
+        )
 
 
 def _as_text(value: Any) -> str:
@@ -676,26 +836,31 @@ def _as_text(value: Any) -> str:
     return _encode_json(value)
 
 
+# ---- CSV -----------------------------------------------------------------------------------
+
+
 def _csv_cell(value: Any) -> Any:
     kind = type(value)
     if kind is str or kind is int or kind is float or value is None:
-        return value  # None is written empty; floats by repr, which round-trips
+        return value  # None is written empty; ints and floats by repr, which is their JSON
     return _as_text(value)  # booleans true/false, nested values as compact JSON
 
 
-def _write_csv(spool: _Spool, stream: IO[bytes], columns: Sequence[Column]) -> None:
-    known = [column.name for column in columns]
-    known_set = set(known)
-    header = known + [key for key in spool.keys if key not in known_set]
+def _write_csv(spool: _Spool, stream: IO[bytes], schema: _Schema) -> None:
+    header = schema.names
     buffer = io.StringIO()
     # "\n", not the csv module's "\r\n": Hive-style readers would keep the "\r" in the last column.
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for plain, records in spool.batches():
-        if plain:
-            writer.writerows([[record.get(key) for key in header] for record in records])
-        else:
-            writer.writerows([[_csv_cell(record.get(key)) for key in header] for record in records])
+        rows = [[record.get(key) for key in header] for record in records]
+        for index, name, kind in schema.checked:
+            values = [row[index] for row in rows]
+            conformed = schema.conform(values, name, kind)
+            if conformed is not values:
+                for row, value in zip(rows, conformed, strict=True):
+                    row[index] = value
+        writer.writerows(rows if plain else [list(map(_csv_cell, row)) for row in rows])
         stream.write(buffer.getvalue().encode("utf-8"))
         buffer.seek(0)
         buffer.truncate()
@@ -714,95 +879,7 @@ def _import_pyarrow() -> tuple[Any, Any]:
     return pyarrow, pyarrow.parquet
 
 
-class _DoesNotFit(Exception):
-    """A value does not fit its column's planned Parquet type."""
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def _parquet_plan(spool: _Spool, columns: Sequence[Column], *, scan_all: bool = False) -> list[tuple[str, str]]:
-    """``(name, type)`` for every column: the documented ones first, then unknown ones sorted.
-
-    Documented columns keep their documented type unless ``scan_all`` found values that do not
-    fit it; unknown columns get a type inferred from their values (one extra pass over the spool,
-    only when there are unknown columns).
-    """
-    known = {column.name: column.type for column in columns}
-    names = list(known) + [key for key in spool.keys if key not in known]
-    to_scan = names if scan_all else [key for key in names if key not in known]
-    timestamps = {name for name in to_scan if known.get(name) == "timestamp"}
-    observed = _observe(spool, to_scan, timestamps) if to_scan else {}
-    plan: list[tuple[str, str]] = []
-    for name in names:
-        declared = known.get(name)
-        if name not in observed:
-            plan.append((name, declared or "string"))
-            continue
-        fitting = _fitting_type(declared, observed[name])
-        if declared is not None and fitting != declared:
-            log.warning(
-                "Column %s is documented as %s, but this window has values that are not; writing it to Parquet as %s.",
-                name,
-                declared,
-                fitting,
-            )
-        plan.append((name, fitting))
-    return plan
-
-
-def _observe(spool: _Spool, names: list[str], timestamps: set[str]) -> dict[str, set[str]]:
-    """The kinds of value seen per column (strings of ``timestamps`` columns are parsed)."""
-    kinds: dict[str, set[str]] = {name: set() for name in names}
-    for _plain, records in spool.batches():
-        for name in names:
-            seen = kinds[name]
-            check_timestamp = name in timestamps
-            for record in records:
-                value = record.get(name)
-                if value is None:
-                    continue
-                kind = type(value)
-                if kind is bool:
-                    seen.add("boolean")
-                elif kind is int:
-                    seen.add("integer" if _INT64_MIN <= value <= _INT64_MAX else "big-integer")
-                elif kind is float:
-                    seen.add("integral-float" if value.is_integer() else "number")
-                elif kind is str:
-                    seen.add("timestamp" if check_timestamp and _is_timestamp(value) else "string")
-                elif isinstance(value, datetime):
-                    seen.add("timestamp" if check_timestamp else "string")
-                else:
-                    seen.add("nested")
-    return kinds
-
-
-def _is_timestamp(value: str) -> bool:
-    try:
-        parse_timestamp(value)
-    except (ValueError, OverflowError):
-        return False
-    return True
-
-
-def _fitting_type(declared: str | None, kinds: set[str]) -> str:
-    if declared == "string" or not kinds:
-        return declared or "string"
-    if declared == "timestamp":
-        return "timestamp" if kinds == {"timestamp"} else "string"
-    if declared == "boolean" or (declared is None and kinds == {"boolean"}):
-        return "boolean" if kinds == {"boolean"} else "string"
-    if declared == "integer" and kinds <= {"integer", "integral-float"}:
-        return "integer"
-    if declared is None and kinds == {"integer"}:
-        return "integer"
-    if kinds <= {"integer", "integral-float", "number"}:
-        return "number"
-    return "string"
-
-
-def _write_parquet(spool: _Spool, out: _CountingWriter, plan: list[tuple[str, str]], batch_size: int) -> None:
+def _write_parquet(spool: _Spool, out: _CountingWriter, schema: _Schema, batch_size: int) -> None:
     pa, pq = _import_pyarrow()
     arrow_types = {
         "string": pa.string(),
@@ -811,15 +888,15 @@ def _write_parquet(spool: _Spool, out: _CountingWriter, plan: list[tuple[str, st
         "boolean": pa.bool_(),
         "timestamp": pa.timestamp("us", tz="UTC"),
     }
-    schema = pa.schema([pa.field(name, arrow_types[kind]) for name, kind in plan])
-    writer = pq.ParquetWriter(out, schema, compression="snappy")
+    arrow_schema = pa.schema([pa.field(name, arrow_types[kind]) for name, kind in schema.columns])
+    writer = pq.ParquetWriter(out, arrow_schema, compression="snappy")
     try:
         for _plain, records in spool.batches():
             arrays = [
-                _arrow_array(pa, [record.get(name) for record in records], kind, arrow_types[kind], name)
-                for name, kind in plan
+                _arrow_array(pa, schema, [record.get(name) for record in records], name, kind, arrow_types[kind])
+                for name, kind in schema.columns
             ]
-            writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=batch_size)
+            writer.write_table(pa.Table.from_arrays(arrays, schema=arrow_schema), row_group_size=batch_size)
     except BaseException:
         try:  # the target is discarded anyway; do not let this mask the original error
             writer.close()
@@ -829,25 +906,26 @@ def _write_parquet(spool: _Spool, out: _CountingWriter, plan: list[tuple[str, st
     writer.close()
 
 
-def _arrow_array(pa: Any, values: list[Any], kind: str, arrow_type: Any, name: str) -> Any:
-    conversion_errors = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
-    try:
-        if kind == "timestamp":
-            return pa.array(values, pa.string()).cast(arrow_type)
-        return pa.array(values, arrow_type)
-    except conversion_errors:
-        pass
-    # Slower, exact paths for what Arrow's converters refuse.
-    try:
-        if kind == "string":
+# What Arrow raises for values it will not convert (ArrowInvalid and ArrowTypeError subclass these).
+_REFUSED = (ValueError, TypeError, OverflowError)
+
+
+def _arrow_array(pa: Any, schema: _Schema, values: list[Any], name: str, kind: str, arrow_type: Any) -> Any:
+    if kind == "string":
+        try:
+            return pa.array(values, arrow_type)
+        except _REFUSED:  # non-string values: JSON text
             return pa.array([v if v is None or type(v) is str else _as_text(v) for v in values], arrow_type)
-        if kind == "timestamp":
+    values = schema.conform(values, name, kind)
+    if kind == "timestamp":
+        try:
+            return pa.array(values, pa.string()).cast(arrow_type)
+        except _REFUSED:  # spellings Arrow does not parse (a bare date, nanoseconds), datetimes
             return pa.array([None if v is None else parse_timestamp(v) for v in values], arrow_type)
-        if kind == "integer":
-            return pa.array([int(v) if type(v) is float and v.is_integer() else v for v in values], arrow_type)
-    except conversion_errors:
-        pass
-    raise _DoesNotFit(name)
+    try:
+        return pa.array(values, arrow_type)
+    except _REFUSED:  # an integer out of range: the strict check names it
+        return pa.array(schema.conform(values, name, kind, strict=True), arrow_type)
 
 
 # --------------------------------------------------------------------------------------------
@@ -882,7 +960,10 @@ __all__ = [
     "FORMATS",
     "OutputSpec",
     "WriteResult",
+    "object_sha256",
+    "read_bytes",
     "read_records",
     "resolve_output",
+    "write_bytes",
     "write_records",
 ]

@@ -14,8 +14,6 @@ from airflow_provider_cfbilling.exceptions import CloudflareInputError
 
 ACCOUNT_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 _DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-V2_MAX_SPAN_DAYS = 31
-V2_MAX_METRIC_IDS = 10
 
 
 def account_id(value: Any, parameter: str = "account_id") -> str:
@@ -73,9 +71,11 @@ def date_range(
     to_date: Any,
     *,
     both_or_neither: bool,
-    max_span_days: int | None,
+    max_gap_days: int | None,
+    limit_days: int | None = None,
 ) -> tuple[dt.date | None, dt.date | None]:
-    """Validate a request's ``from``/``to`` pair (as the server reads them)."""
+    """Validate a request's ``from``/``to`` pair: ``to - from`` at most ``max_gap_days``, so the
+    request covers at most ``limit_days`` days whether the server reads ``to`` inclusively or not."""
     start = None if from_date is None else api_date(from_date, "from_date")
     end = None if to_date is None else api_date(to_date, "to_date")
     if both_or_neither and (start is None) != (end is None):
@@ -92,12 +92,15 @@ def date_range(
                 f"{end} is before from_date {start}",
                 "Swap the dates: from_date must not be after to_date",
             )
-        if max_span_days is not None and (end - start).days > max_span_days:
+        if max_gap_days is not None and (end - start).days > max_gap_days:
+            limit = limit_days if limit_days is not None else max_gap_days + 1
             raise CloudflareInputError(
                 "to_date",
-                f"the range {start}..{end} spans {(end - start).days} days, more than the "
-                f"{max_span_days} one request allows",
-                "Split the range (the operators do this for you)",
+                f"from {start} to {end} is {(end - start).days} days apart; read with 'to' inclusive that covers "
+                f"{(end - start).days + 1} days, more than the {limit} one request may cover (whether 'to' is "
+                "inclusive is not documented, so requests must fit under both readings)",
+                f"Split the range so that to_date is at most {max_gap_days} days after from_date (the operators "
+                "do this for you)",
             )
     return start, end
 

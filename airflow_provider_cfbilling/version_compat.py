@@ -42,11 +42,20 @@ else:
 
 # The task SDK defines its own exceptions from 3.2 on; before that they live in airflow.exceptions
 # (where 3.2+ still re-exports them, with a deprecation warning).
+# The task runner of each version catches the AirflowFailException of that same module (3.0/3.1:
+# airflow.exceptions; 3.2+: airflow.sdk.exceptions, which airflow.exceptions re-exports as the same
+# class): a task raising it fails without its retries.
 if AIRFLOW_V_3_2_PLUS:
-    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
 else:
     from airflow.exceptions import (  # type: ignore[assignment,no-redef]
         AirflowException,
+        AirflowFailException,
         AirflowSensorTimeout,
         AirflowSkipException,
     )
@@ -117,6 +126,7 @@ __all__ = [
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
     "AirflowException",
+    "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",

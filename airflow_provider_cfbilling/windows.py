@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_cfbilling.endpoints import PAYGO_ENDPOINTS, UsageEndpoint, max_request_gap
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
+from airflow_provider_cfbilling.version_compat import AirflowSkipException
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ONE_DAY = dt.timedelta(days=1)
@@ -95,7 +97,8 @@ def utc_day(value: Any, parameter: str) -> dt.date:
                 parameter,
                 f"{value.isoformat()} is not at a UTC day boundary; usage is daily in UTC and the window "
                 "would have to be widened or narrowed",
-                "Pass dates (e.g. '{{ data_interval_start | ds }}'), or run the DAG on a UTC daily schedule",
+                "Leave period_start and period_end unset to fetch the UTC days whose midnight lies in the "
+                "run's data interval (right in any timezone), or pass dates (YYYY-MM-DD, UTC days)",
             )
         return utc.date()
     if isinstance(value, dt.date):
@@ -128,9 +131,52 @@ def _day_before(reference: dt.datetime) -> Window:
     return Window(day - ONE_DAY, day)
 
 
+def _utc(moment: dt.datetime) -> dt.datetime:
+    # Python compares two datetimes that share a tzinfo by wall time, ignoring ``fold``: the
+    # hour a clock repeats would compare equal to the hour before it. Compare instants.
+    return moment.astimezone(dt.timezone.utc) if moment.tzinfo is not None else moment
+
+
+class EmptyWindow(AirflowSkipException):
+    """The run's data interval holds no UTC midnight, so it owns no UTC day: nothing to fetch.
+
+    A skip, not a failure: the neighbouring run whose interval holds the next UTC midnight
+    fetches that day (an hourly DAG fetches each day once, in the run that crosses midnight).
+    """
+
+
+def first_utc_day_on_or_after(moment: dt.datetime, parameter: str) -> dt.date:
+    """The UTC day whose midnight is the first at or after ``moment``."""
+    if moment.tzinfo is None:
+        raise CloudflareInputError(parameter, f"{moment.isoformat()} has no time zone", "Use timezone-aware datetimes")
+    utc = moment.astimezone(dt.timezone.utc)
+    day = utc.date()
+    return day if utc == dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc) else day + ONE_DAY
+
+
+def interval_window(interval_start: dt.datetime, interval_end: dt.datetime) -> Window:
+    """The UTC days whose midnight lies in the data interval ``[interval_start, interval_end)``.
+
+    Consecutive intervals of any timetable, in any timezone, tile time, so their windows tile
+    the UTC days: every day is fetched exactly once, DST days included (a 23- or 25-hour local
+    day still holds exactly one UTC midnight). Raises :class:`EmptyWindow` when the interval
+    holds no UTC midnight.
+    """
+    start = first_utc_day_on_or_after(interval_start, "data_interval_start")
+    end = first_utc_day_on_or_after(interval_end, "data_interval_end")
+    if end <= start:
+        raise EmptyWindow(
+            f"The data interval [{interval_start.isoformat()}, {interval_end.isoformat()}) holds no UTC midnight, "
+            "so this run owns no UTC day of usage (Cloudflare's usage is daily in UTC): nothing to fetch. The run "
+            "whose interval holds the next UTC midnight fetches that day."
+        )
+    return Window(start, end)
+
+
 def resolve_window(period_start: Any, period_end: Any, context: Mapping[str, Any] | None) -> Window:
-    """The task's window: explicit values, else the data interval, else the UTC day before the
-    logical date, else the UTC day before ``run_after``."""
+    """The task's window: explicit values, else the UTC days whose midnight lies in the data
+    interval (:func:`interval_window`), else the UTC day before the logical date, else the UTC
+    day before ``run_after``."""
     if period_start not in (None, "") or period_end not in (None, ""):
         if period_start in (None, "") or period_end in (None, ""):
             missing = "period_end" if period_start not in (None, "") else "period_start"
@@ -143,8 +189,8 @@ def resolve_window(period_start: Any, period_end: Any, context: Mapping[str, Any
     context = context or {}
     interval_start = _context_value(context, "data_interval_start")
     interval_end = _context_value(context, "data_interval_end")
-    if interval_start is not None and interval_end is not None and interval_end > interval_start:
-        return Window(utc_day(interval_start, "data_interval_start"), utc_day(interval_end, "data_interval_end"))
+    if interval_start is not None and interval_end is not None and _utc(interval_end) > _utc(interval_start):
+        return interval_window(interval_start, interval_end)
     reference = _reference_time(context)
     if reference is None:
         raise CloudflareInputError(
@@ -156,7 +202,8 @@ def resolve_window(period_start: Any, period_end: Any, context: Mapping[str, Any
 
 
 def resolve_day(day: Any, context: Mapping[str, Any] | None) -> dt.date:
-    """The sensor's day: explicit, else the last day of the run's default window."""
+    """The sensor's day: explicit, else the last day of the run's default window (raises
+    :class:`EmptyWindow` when that window is empty)."""
     if day not in (None, ""):
         return utc_day(day, "day")
     return resolve_window(None, None, context).last_day
@@ -164,7 +211,47 @@ def resolve_day(day: Any, context: Mapping[str, Any] | None) -> dt.date:
 
 # PayGo paths whose server returns nothing unless the requested range contains a billing-cycle
 # anchor day (the spec's warning on /paygo-usage and /billable-usage).
-ANCHOR_RULE_PATHS = frozenset({"billable-usage", "paygo-usage"})
+ANCHOR_RULE_PATHS = frozenset(name for name, endpoint in PAYGO_ENDPOINTS.items() if endpoint.anchor_rule)
+
+
+@dataclass(frozen=True)
+class UsageRequest:
+    """One request of a window: ``from=request_start&to=days.end``; it contributes the records of
+    ``days`` (the requests' ``days`` tile the window, so no record is fetched for two of them)."""
+
+    days: Window
+    request_start: dt.date
+
+    @property
+    def request_end(self) -> dt.date:
+        return self.days.end
+
+
+def plan_requests(
+    window: Window, endpoint: UsageEndpoint, anchored: Callable[[dt.date], dt.date] | None = None
+) -> list[UsageRequest]:
+    """The requests that fetch ``window`` from ``endpoint``, each within its range limit under
+    either reading of ``to`` (``to - from`` at most :func:`~.endpoints.max_request_gap`).
+
+    ``anchored`` maps a day to where a request for it must start (the anchor-day rule); the limit
+    then counts from that earlier start, so a long window is split into more requests.
+    """
+    gap = max_request_gap(endpoint)
+    requests: list[UsageRequest] = []
+    cursor = window.start
+    while cursor < window.end:
+        start = anchored(cursor) if anchored is not None else cursor
+        stop = min(window.end, start + dt.timedelta(days=gap))
+        if stop <= cursor:
+            raise CloudflareInputError(
+                "period_start",
+                f"a request for {cursor} must start at the billing-cycle anchor day {start}, further back than "
+                f"the {endpoint.max_range_days} days one request to {endpoint.route} may cover",
+                "Use another paygo_path (billing/usage/paygo has no anchor rule)",
+            )
+        requests.append(UsageRequest(Window(cursor, stop), start))
+        cursor = stop
+    return requests
 
 
 def latest_anchor_on_or_before(day: dt.date, anchor_day: int) -> dt.date:

@@ -29,9 +29,9 @@ except ImportError:  # Airflow 2.10 / 2.11
 from airflow_provider_cfbilling.operators.billing import CloudflareBillingProfileOperator
 
 LAKE_ROOT = "{{ var.value.get('cloudflare_lake_root', 'file:///tmp/cloudflare-lake') }}"
-ACCOUNT_ID = "{{ conn.cloudflare_default.extra_dejson.account_id }}"
 SNAPSHOT_DATE = "{{ (dag_run.run_after if dag_run.run_after is defined else data_interval_end) | ds }}"
-OBJECT = f"{LAKE_ROOT}/billing_profile/account_id={ACCOUNT_ID}/snapshot_date={SNAPSHOT_DATE}/profile.jsonl"
+# {account_id} is filled by the operator with the account it read.
+OBJECT = LAKE_ROOT + "/billing_profile/account_id={account_id}/snapshot_date=" + SNAPSHOT_DATE + "/profile.jsonl"
 
 with DAG(
     dag_id="cloudflare_billing_profile_snapshot",

@@ -42,9 +42,8 @@ from airflow_provider_cfbilling.operators.billing import CloudflarePaygoUsageOpe
 
 CONN_ID = "cloudflare_default"
 LAKE_ROOT = "{{ var.value.get('cloudflare_lake_root', 'file:///tmp/cloudflare-lake') }}"
-ACCOUNT_ID = "{{ conn.cloudflare_default.extra_dejson.account_id }}"
-PERIOD_START = "{{ ti.xcom_pull(task_ids='billing_period', key='start') }}"
-OBJECT = f"{LAKE_ROOT}/paygo/account_id={ACCOUNT_ID}/billing_period_start={PERIOD_START}/usage.jsonl"
+# {account_id} and {period_start} are filled by the operator from the window it fetched.
+OBJECT = LAKE_ROOT + "/paygo/account_id={account_id}/billing_period_start={period_start}/usage.jsonl"
 
 with DAG(
     dag_id="cloudflare_paygo_billing_period",

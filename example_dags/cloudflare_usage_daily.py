@@ -6,18 +6,24 @@ One run per UTC day. Each run
    deferrable: the wait costs no worker slot; bad credentials fail at once, rate limits are
    waited out);
 2. lands the day as ``<lake root>/usage_v2/account_id=<id>/charge_date=<day>/usage.jsonl``
-   (``CloudflareUsageV2Operator``; atomic, and a re-run replaces the object);
-3. prints the summary the operator returned through XCom (records, bytes, URI).
+   (``CloudflareUsageV2Operator``; atomic, each object with its manifest
+   ``_usage.jsonl.manifest.json``), and re-checks the 7 days before it (``lookback_days=7``):
+   Cloudflare may restate recent days, and only a day whose content changed is rewritten (and
+   announced to downstream DAGs as an asset event); a re-run touches nothing;
+3. prints the summary the operator returned through XCom (records, bytes, each day's status).
 
-Why ``CronDataIntervalTimetable``: it gives every run a one-day data interval
-``[data_interval_start, data_interval_end)``, so the partition name and the window come from
-the same two values and always agree, for scheduled runs, backfills
-(``airflow backfill create --dag-id cloudflare_usage_daily --from-date 2025-06-01 --to-date
-2025-06-30``) and re-runs alike. A plain ``schedule="@daily"`` on Airflow 3 is a
-``CronTriggerTimetable`` whose data interval is empty; the operators then fetch the day *before*
-the logical date and a ``{{ data_interval_start | ds }}`` partition would name the wrong day.
-Passing ``period_start``/``period_end`` explicitly makes such a mismatch fail loudly (an empty
-window is refused) instead of landing a day under another day's name.
+The window is the operators' default: the UTC days whose midnight lies in the run's data
+interval, so consecutive runs fetch every UTC day exactly once, in any timezone (move the
+timetable to ``timezone="Europe/London"`` and nothing else changes). The partition's name comes
+from the same window: ``{account_id}`` and ``{charge_date}`` in ``destination`` are filled by the
+operator from what it fetched, never from a Jinja date that could name another day. Scheduled
+runs, backfills (``airflow backfill create --dag-id cloudflare_usage_daily --from-date
+2025-06-01 --to-date 2025-06-30``) and re-runs all agree.
+
+Why ``CronDataIntervalTimetable``: it gives every run a one-day data interval. A plain
+``schedule="@daily"`` on Airflow 3 is a ``CronTriggerTimetable`` whose data interval is empty;
+the operators then fetch the UTC day before the logical date, which is right too, but a data
+interval says in the UI which day a run owns.
 
 Configuration, all read when a task runs (nothing at parse time):
 
@@ -51,12 +57,10 @@ except ImportError:  # Airflow 2.10 - 3.1
 from airflow_provider_cfbilling.operators.billing import CloudflareUsageV2Operator
 from airflow_provider_cfbilling.sensors.billing import CloudflareUsageAvailableSensor
 
-# Templates, rendered when a task runs. Day and next day are the run's data interval.
+# Rendered when a task runs: Jinja gives the lake root; the operator fills {account_id} and
+# {charge_date} from the window it fetched.
 LAKE_ROOT = "{{ var.value.get('cloudflare_lake_root', 'file:///tmp/cloudflare-lake') }}"
-ACCOUNT_ID = "{{ conn.cloudflare_default.extra_dejson.account_id }}"
-DAY = "{{ data_interval_start | ds }}"
-NEXT_DAY = "{{ data_interval_end | ds }}"
-PARTITION = f"{LAKE_ROOT}/usage_v2/account_id={ACCOUNT_ID}/charge_date={DAY}/usage.jsonl"
+PARTITION = LAKE_ROOT + "/usage_v2/account_id={account_id}/charge_date={charge_date}/usage.jsonl"
 
 with DAG(
     dag_id="cloudflare_usage_daily",
@@ -70,8 +74,7 @@ with DAG(
     doc_md=__doc__,
 ):
     wait_for_usage = CloudflareUsageAvailableSensor(
-        task_id="wait_for_usage",
-        day=DAY,
+        task_id="wait_for_usage",  # waits for the last day of the run's window
         deferrable=True,
         poke_interval=30 * 60,  # Cloudflare publishes a day some hours after it ends
         timeout=24 * 3600,
@@ -79,9 +82,8 @@ with DAG(
 
     land_usage = CloudflareUsageV2Operator(
         task_id="land_usage",
-        period_start=DAY,
-        period_end=NEXT_DAY,
         destination=PARTITION,
+        lookback_days=7,  # re-check the last week: restated days are rewritten, the rest untouched
     )
 
     @task
@@ -89,9 +91,13 @@ with DAG(
         """Say what landed, from the operator's XCom summary."""
         print(
             f"Landed {summary['records']} records ({summary['bytes']} bytes, {summary['format']}) "
-            f"of account {summary['account_id']} for [{summary['period_start']}, {summary['period_end']}) "
-            f"at {summary['uri']}"
+            f"of account {summary['account_id']} for [{summary['period_start']}, {summary['period_end']})"
         )
+        for partition in summary["partitions"]:
+            print(
+                f"  {partition['charge_date']}: {partition['status']}, {partition['records']} records "
+                f"at {partition['uri']}"
+            )
 
     wait_for_usage >> land_usage
     report(land_usage.output)

@@ -35,9 +35,11 @@ Without the pool, a scheduler leaves the tasks queued (``airflow dags test`` ign
 The mapped task has no Airflow retries: the hook already retried transient errors (429, 5xx,
 network) and what is left is permanent (401/403/404), which a retry would only repeat.
 
-Windows and partitions come from the run's one-day data interval, as in
-``cloudflare_usage_daily`` (see its docstring for why ``CronDataIntervalTimetable``, and for the
-imports on Airflow 2, where ``Variable`` comes from ``airflow.models``).
+Windows and partitions come from the run's data interval, as in ``cloudflare_usage_daily``:
+the operator fetches the UTC days whose midnight lies in it and fills ``{account_id}`` and
+``{charge_date}`` in the destination from what it fetched (see that DAG's docstring for why
+``CronDataIntervalTimetable``, and for the imports on Airflow 2, where ``Variable`` comes from
+``airflow.models``).
 """
 
 from __future__ import annotations
@@ -64,10 +66,8 @@ POOL = "cloudflare_api"
 ACCOUNTS_VARIABLE = "cloudflare_accounts"
 DEFAULT_CONN_ID = "cloudflare_default"
 LAKE_ROOT = "{{ var.value.get('cloudflare_lake_root', 'file:///tmp/cloudflare-lake') }}"
-DAY = "{{ data_interval_start | ds }}"
-NEXT_DAY = "{{ data_interval_end | ds }}"
-# ``task`` is the mapped task instance's own operator, so this is each account's own id.
-PARTITION = f"{LAKE_ROOT}/usage_v2/account_id={{{{ task.account_id }}}}/charge_date={DAY}/usage.jsonl"
+# {account_id} and {charge_date} are filled by each mapped operator from its own account and window.
+PARTITION = LAKE_ROOT + "/usage_v2/account_id={account_id}/charge_date={charge_date}/usage.jsonl"
 
 with DAG(
     dag_id="cloudflare_usage_many_accounts",
@@ -81,8 +81,7 @@ with DAG(
     doc_md=__doc__,
 ):
     wait_for_usage = CloudflareUsageAvailableSensor(
-        task_id="wait_for_usage",
-        day=DAY,
+        task_id="wait_for_usage",  # waits for the last day of the run's window
         deferrable=True,
         poke_interval=30 * 60,
         timeout=24 * 3600,
@@ -111,8 +110,6 @@ with DAG(
 
     land_usage = CloudflareUsageV2Operator.partial(
         task_id="land_usage",
-        period_start=DAY,
-        period_end=NEXT_DAY,
         destination=PARTITION,
         retries=0,
     ).expand_kwargs(accounts)
@@ -132,7 +129,8 @@ with DAG(
                 print(f"{entry['account_id']}: FAILED (see the land_usage task instance's log)")
             else:
                 print(
-                    f"{entry['account_id']}: {summary['records']} records, {summary['bytes']} bytes, {summary['uri']}"
+                    f"{entry['account_id']}: {summary['records']} records, {summary['bytes']} bytes, "
+                    + ", ".join(partition["uri"] for partition in summary["partitions"])
                 )
         if failed:
             raise RuntimeError(f"{len(failed)} of {len(plan)} account(s) failed: {', '.join(failed)}")

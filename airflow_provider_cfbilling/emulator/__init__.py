@@ -28,6 +28,7 @@ from airflow_provider_cfbilling.emulator.credentials import (
 )
 from airflow_provider_cfbilling.emulator.data import CATALOG, SOURCES
 from airflow_provider_cfbilling.emulator.faults import FAULT_KINDS, ROUTES, Fault, RateLimitConfig
+from airflow_provider_cfbilling.emulator.restatements import Restatement
 
 __all__ = [
     "CATALOG",
@@ -46,4 +47,5 @@ __all__ = [
     "Fault",
     "GlobalKey",
     "RateLimitConfig",
+    "Restatement",
 ]

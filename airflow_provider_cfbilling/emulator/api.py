@@ -8,6 +8,7 @@ factory can be called again to regenerate the same bytes, which the truncation f
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,15 +23,20 @@ from airflow_provider_cfbilling.emulator.credentials import (
     ApiToken,
 )
 from airflow_provider_cfbilling.emulator.data import timestamp
+from airflow_provider_cfbilling.endpoints import PAYGO_ENDPOINTS, V2_USAGE
 
 if TYPE_CHECKING:
     from airflow_provider_cfbilling.emulator.core import Emulator
 
 API_PREFIX = "/client/v4"
-MAX_V2_RANGE_DAYS = 31
-MAX_PAYGO_RANGE_DAYS = 366
+MAX_V2_RANGE_DAYS = V2_USAGE.max_range_days
 MAX_METRIC_IDS = 10
 BODY_CHUNK_BYTES = 64 * 1024
+# Route names here are the registry's, except the beta path's ("paygo").
+_PAYGO_LIMITS = {
+    ("paygo" if endpoint.source == "paygo" else name): endpoint.max_range_days
+    for name, endpoint in PAYGO_ENDPOINTS.items()
+}
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -210,6 +216,17 @@ def _date_param(query: Mapping[str, list[str]], name: str) -> date | None:
         raise _bad_params(f"'{name}' is not a valid calendar date (YYYY-MM-DD)")
 
 
+def _check_range_limit(start: date, end: date, inclusive: bool, max_days: int) -> None:
+    """Refuse a range covering more than ``max_days`` days, counted the way ``to`` is read: with
+    ``to`` inclusive, ``from=2025-05-01&to=2025-06-01`` covers 32 days."""
+    covered = (end - start).days + (1 if inclusive else 0)
+    if covered > max_days:
+        reading = "inclusive" if inclusive else "exclusive"
+        raise _bad_params(
+            f"the maximum date range is {max_days} days (from {start} to {end} covers {covered} days, 'to' {reading})"
+        )
+
+
 def _day_range(start: date, end: date, inclusive: bool) -> list[date]:
     last = end if inclusive else end - timedelta(days=1)
     return [start + timedelta(days=offset) for offset in range((last - start).days + 1)]
@@ -241,13 +258,29 @@ def _records_body(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     yield "".join(parts).encode()
 
 
+def _shuffled(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """``records`` in an order that depends only on ``key`` and always differs from theirs (if it can)."""
+    order = list(range(len(records)))
+    random.Random(key).shuffle(order)
+    if order == sorted(order):
+        order = order[1:] + order[:1]
+    return [records[index] for index in order]
+
+
 def _usage_response(
     emu: Emulator, account_id: str, days: list[date], source: str, metric_ids: frozenset[str] | None
 ) -> Response:
     data = emu.account_data(account_id)
+    # Fixed now, so the body regenerates the same bytes even if the emulator changes in between.
+    restated = emu.restated_days(account_id)
+    shuffle_key = emu.next_shuffle_key() if emu.shuffle_records else None
 
     def body() -> Iterator[bytes]:
-        return _records_body(data.records(days, source, metric_ids))
+        records = data.records(days, source, metric_ids, restated)
+        if shuffle_key is not None:
+            # A permutation needs every record at hand: shuffled responses are not streamed lazily.
+            records = iter(_shuffled(list(records), shuffle_key))
+        return _records_body(records)
 
     return Response(200, body)
 
@@ -264,8 +297,7 @@ def _handle_v2(emu: Emulator, request: Request, account_id: str, now: datetime) 
     else:
         if start > end:
             raise _bad_params("'from' must not be after 'to'")
-        if (end - start).days > MAX_V2_RANGE_DAYS:
-            raise _bad_params(f"the maximum date range is {MAX_V2_RANGE_DAYS} days")
+        _check_range_limit(start, end, emu.to_inclusive, MAX_V2_RANGE_DAYS)
         days = _day_range(start, end, inclusive=emu.to_inclusive)
     metric_ids: frozenset[str] | None = None
     if not emu.ignore_metric_filter:
@@ -296,8 +328,7 @@ def _handle_paygo(emu: Emulator, request: Request, account_id: str, route: str, 
     assert start is not None and end is not None
     if start > end:
         raise _bad_params("'from' must not be after 'to'")
-    if (end - start).days > MAX_PAYGO_RANGE_DAYS:
-        raise _bad_params(f"the maximum date range is {MAX_PAYGO_RANGE_DAYS} days")
+    _check_range_limit(start, end, inclusive, _PAYGO_LIMITS[route])
     days = _day_range(start, end, inclusive)
     if route in ("paygo-usage", "billable-usage") and not any(day.day == data.anchor_day for day in days):
         # The documented trap: a range without the billing-cycle anchor day returns no usage at all.

@@ -23,6 +23,7 @@ from airflow_provider_cfbilling.emulator.clock import parse_instant
 from airflow_provider_cfbilling.emulator.core import Emulator
 from airflow_provider_cfbilling.emulator.credentials import Credentials
 from airflow_provider_cfbilling.emulator.faults import RateLimitConfig, fault_from_any
+from airflow_provider_cfbilling.emulator.restatements import Restatement
 
 READY_PREFIX = "Cloudflare billing emulator listening on "
 READY_LINE = READY_PREFIX + "{base_url}"
@@ -79,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--populate-costs", action="store_true", help="fill the v2 cost and pricing fields")
     parser.add_argument("--extra-fields", action="store_true", help="add unknown fields such as x_FutureField")
     parser.add_argument("--ignore-metric-filter", action="store_true", help="v2 ignores metric / metric_id")
+    parser.add_argument(
+        "--shuffle-records",
+        action="store_true",
+        help="answer each usage request with its records in another (deterministic) order",
+    )
     parser.add_argument("--zones", type=int, default=3, help="zones per account (default 3)")
     parser.add_argument("--scale", type=int, default=1, help="multiplies the zone count (default 1)")
     parser.add_argument(
@@ -93,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SPEC",
         help="arm a fault, e.g. 'v2:nth=3:status=503' (repeatable; syntax in docs/emulator.md)",
+    )
+    parser.add_argument(
+        "--restate",
+        action="append",
+        default=[],
+        metavar="ACCOUNT:DAY[:FACTOR[:CORRECTIONS]]",
+        help="restate a day from the start, e.g. '023e105f4ecef8ad9ca31a8372d0c353:2026-01-08:1.25:2' "
+        "(factor default 1.1, corrections default 1; repeatable, the same day again stacks)",
     )
     parser.add_argument("--rate-limit", metavar="MAX/WINDOW/BLOCK", help="e.g. 1200/300/300 (seconds)")
     parser.add_argument(
@@ -129,9 +143,11 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
         zones=args.zones,
         scale=args.scale,
         ignore_metric_filter=args.ignore_metric_filter,
+        shuffle_records=args.shuffle_records,
         credentials=credentials,
         faults=[fault_from_any(spec) for spec in args.fault],
         rate_limit=rate_limit,
+        restatements=[Restatement.parse(spec) for spec in args.restate],
         host=args.host,
         port=args.port,
         handler_timeout=args.handler_timeout,

@@ -16,7 +16,10 @@ GET/POST  /__emulator__/faults       read; or add ``{"faults": [spec | {fields}]
 POST      /__emulator__/reset        back to the startup configuration, empty log
 GET       /__emulator__/expected     ``?account_id=&day=&source=v2|paygo|paygo-usage|billable-usage``
                                      ``[&metric=..][&format=json|jsonl]``: that day's records
-GET/POST  /__emulator__/config       read or change switches (``{"to_inclusive": true, ...}``)
+GET/POST  /__emulator__/config       read or change switches (``{"to_inclusive": true, "shuffle_records": true}``)
+GET/POST  /__emulator__/restate      list restated days; or restate: ``{"account_id": ..., "day": "YYYY-MM-DD",
+                                     "factor": 1.1, "corrections": 1}``, a spec ``"ACCOUNT:DAY[:F[:N]]"``,
+                                     or a list of them; DELETE clears (``?account_id=&day=`` narrow it)
 ========  =========================  =======================================================================
 """
 
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cfbilling.emulator.clock import parse_instant
 from airflow_provider_cfbilling.emulator.faults import RateLimitConfig, fault_from_any
+from airflow_provider_cfbilling.emulator.restatements import Restatement
 
 if TYPE_CHECKING:
     from airflow_provider_cfbilling.emulator.core import Emulator
@@ -108,6 +112,23 @@ def _post_clock(emu: Emulator, payload: Any) -> None:
         emu.advance_clock(float(payload["advance_seconds"]))
 
 
+def _post_restate(emu: Emulator, payload: Any) -> None:
+    items = payload if isinstance(payload, list) else [payload]
+    if not items or not all(isinstance(item, (str, Mapping)) for item in items):
+        raise _ControlError(
+            400, "send {'account_id': ..., 'day': 'YYYY-MM-DD', 'factor': 1.1, 'corrections': 1}, a spec, or a list"
+        )
+    restatements = [Restatement.from_any(item) for item in items]  # validate all before applying any
+    for restatement in restatements:
+        emu.add_restatement(restatement)
+
+
+def _delete_restate(emu: Emulator, query: Mapping[str, list[str]]) -> int:
+    account_id = _one(query, "account_id", "") or None
+    day = _one(query, "day", "") or None
+    return emu.clear_restatements(account_id, day)
+
+
 def _expected(emu: Emulator, query: Mapping[str, list[str]]) -> tuple[int, bytes, str]:
     account_id = _one(query, "account_id")
     day = date.fromisoformat(_one(query, "day"))
@@ -161,6 +182,13 @@ def handle_control(
                 emu.configure(**payload)
             if method in ("GET", "POST"):
                 return _json(emu.settings())
+        if action == "restate":
+            if method == "POST":
+                _post_restate(emu, _load(body))
+            if method == "DELETE":
+                return _json({"cleared": _delete_restate(emu, query), "restatements": emu.restatements})
+            if method in ("GET", "POST"):
+                return _json({"restatements": emu.restatements})
         raise _ControlError(404, f"no control endpoint {method} {path}")
     except _ControlError as error:
         return _json({"error": str(error)}, error.status)

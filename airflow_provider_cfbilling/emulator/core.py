@@ -1,9 +1,10 @@
-"""The :class:`Emulator`: configuration, state (clock, faults, rate limit, request log) and lifecycle.
+"""The :class:`Emulator`: configuration, state (clock, faults, rate limit, restated days, request log)
+and lifecycle.
 
 One object holds everything a test or a developer drives: start it (in-process, on a free loopback
-port), point a client at :attr:`Emulator.base_url`, move the clock, script faults, read the request
-log and ask for the records a request should return. The HTTP plumbing lives in ``server.py``, the
-Cloudflare behaviour in ``api.py`` and the data in ``data.py``.
+port), point a client at :attr:`Emulator.base_url`, move the clock, script faults, restate days, read
+the request log and ask for the records a request should return. The HTTP plumbing lives in
+``server.py``, the Cloudflare behaviour in ``api.py`` and the data in ``data.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from airflow_provider_cfbilling.emulator.credentials import (
 )
 from airflow_provider_cfbilling.emulator.data import SOURCES, AccountData, DataSettings
 from airflow_provider_cfbilling.emulator.faults import Fault, RateLimitConfig, RateLimiter, fault_from_any
+from airflow_provider_cfbilling.emulator.restatements import (
+    DEFAULT_CORRECTIONS,
+    DEFAULT_FACTOR,
+    Restatement,
+    combine,
+    parse_day,
+)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 REDACTED = "[REDACTED]"
@@ -40,6 +48,7 @@ _SETTINGS = (
     "zones",
     "scale",
     "ignore_metric_filter",
+    "shuffle_records",
 )
 
 
@@ -71,9 +80,13 @@ class Emulator:
     :param zones: zones per account; zone-level metrics give one record per zone.
     :param scale: multiplies the number of zones (for large responses).
     :param ignore_metric_filter: make v2 ignore ``metric`` / ``metric_id`` (clients must filter too).
+    :param shuffle_records: answer every usage request with its records in another order (a
+        deterministic permutation per request), so clients are tested not to rely on order.
     :param credentials: accepted credentials; :meth:`Credentials.default` when omitted.
     :param faults: faults armed from the start (text specs, mappings or :class:`Fault` objects).
     :param rate_limit: ``"MAX/WINDOW/BLOCK"``, a mapping or :class:`RateLimitConfig`; None: no limit.
+    :param restatements: days restated from the start (``"ACCOUNT:DAY[:FACTOR[:CORRECTIONS]]"``,
+        mappings or :class:`Restatement` objects); see :meth:`restate`.
     :param host: loopback only (``127.0.0.1`` or ``localhost``).
     :param port: 0 picks a free port.
     :param request_log_limit: how many requests the log keeps (oldest dropped first).
@@ -93,9 +106,11 @@ class Emulator:
         zones: int = 3,
         scale: int = 1,
         ignore_metric_filter: bool = False,
+        shuffle_records: bool = False,
         credentials: Credentials | None = None,
         faults: Iterable[str | Mapping[str, Any] | Fault] = (),
         rate_limit: str | Mapping[str, Any] | RateLimitConfig | None = None,
+        restatements: Iterable[str | Mapping[str, Any] | Restatement] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         request_log_limit: int = 10_000,
@@ -116,6 +131,7 @@ class Emulator:
         self.zones = int(zones)
         self.scale = int(scale)
         self.ignore_metric_filter = bool(ignore_metric_filter)
+        self.shuffle_records = bool(shuffle_records)
         self._validate_settings()
 
         self.clock = EmulatorClock(clock, running=clock_running)
@@ -132,6 +148,12 @@ class Emulator:
         self._initial_settings = {name: getattr(self, name) for name in _SETTINGS}
         self._data_cache: dict[tuple[DataSettings, str], AccountData] = {}
         self._restore_faults_and_limits()
+        # Restated days: (account, day) -> its restatements in the order they were made.
+        self._restatements: dict[tuple[str, date], list[Restatement]] = {}
+        self._shuffled_responses = 0
+        for restatement in restatements:
+            self._add_restatement(Restatement.from_any(restatement))
+        self._initial_restatements = copy.deepcopy(self._restatements)
 
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -219,7 +241,8 @@ class Emulator:
 
     def configure(self, **settings: Any) -> None:
         """Change switches at runtime: ``seed``, ``availability_delay`` (timedelta or seconds),
-        ``to_inclusive``, ``populate_costs``, ``extra_fields``, ``zones``, ``scale``, ``ignore_metric_filter``."""
+        ``to_inclusive``, ``populate_costs``, ``extra_fields``, ``zones``, ``scale``, ``ignore_metric_filter``,
+        ``shuffle_records``."""
         unknown = set(settings) - set(_SETTINGS)
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}; known: {list(_SETTINGS)}")
@@ -320,7 +343,93 @@ class Emulator:
         days = [first + timedelta(days=n) for n in range((last - first).days)]
         days = [day for day in days if self.is_available(day, now)]
         metric_ids = None if metric is None else frozenset([metric] if isinstance(metric, str) else metric)
-        return self.account_data(account_id).records(days, source, metric_ids)
+        data = self.account_data(account_id)
+        return data.records(days, source, metric_ids, self.restated_days(account_id))
+
+    def next_shuffle_key(self) -> str:
+        """A fresh seed for one shuffled response (``shuffle_records``): the data seed and a counter of
+        shuffled responses, so the n-th shuffled response after a start or :meth:`reset` is always
+        ordered the same way."""
+        with self._lock:
+            self._shuffled_responses += 1
+            return f"{self.seed}|{self._shuffled_responses}"
+
+    # -- restatements ----------------------------------------------------------------------------
+
+    def _add_restatement(self, restatement: Restatement) -> dict[str, Any]:
+        if not restatement.changes_anything:
+            raise ValueError("a restatement must change something: a factor other than 1 or corrections > 0")
+        key = (restatement.account_id, restatement.day)
+        with self._lock:
+            revisions = [*self._restatements.get(key, []), restatement]
+            combined = combine(revisions)  # ValueError (and nothing stored) if it goes out of bounds
+            self._restatements[key] = revisions
+        return {**combined.to_dict(), "revisions": len(revisions)}
+
+    def restate(
+        self,
+        account_id: str,
+        day: date | str,
+        *,
+        factor: float = DEFAULT_FACTOR,
+        corrections: int = DEFAULT_CORRECTIONS,
+    ) -> dict[str, Any]:
+        """Restate ``account_id``'s UTC ``day``, the way Cloudflare revises usage after publishing it.
+
+        From now on every usage route of the account (v2 and the three PayGo paths) and
+        :meth:`expected_records` serve that day changed: every regular quantity multiplied by
+        ``factor`` (> 0, at most 1000) and ``corrections`` (0..1000) correction rows added. v2 shows
+        them as ``ChargeClass: "Correction"`` rows; PayGo rows fold them into the day's quantities, and
+        the ``Cumulated*`` sums of the later days of the billing period follow. Restating a day again
+        stacks: factors multiply, correction rows add up (the earlier ones stay as they were).
+        ValueError when the account id, day or numbers are invalid, or nothing would change.
+        Returns what the day now stands for (as in :attr:`restatements`).
+        """
+        restatement = Restatement(
+            account_id, _as_day(day) if isinstance(day, date) else parse_day(day), factor, corrections
+        )
+        return self._add_restatement(restatement)
+
+    def add_restatement(self, spec: str | Mapping[str, Any] | Restatement) -> dict[str, Any]:
+        """:meth:`restate` from the text form (``"ACCOUNT:DAY[:FACTOR[:CORRECTIONS]]"``), a mapping of
+        its fields or a :class:`Restatement`."""
+        restatement = Restatement.from_any(spec)
+        return self.restate(
+            restatement.account_id, restatement.day, factor=restatement.factor, corrections=restatement.corrections
+        )
+
+    @property
+    def restatements(self) -> list[dict[str, Any]]:
+        """Every restated day, by account and day: ``account_id``, ``day``, the combined ``factor`` and
+        ``corrections``, and ``revisions`` (how many restatements made it)."""
+        with self._lock:
+            items = sorted(self._restatements.items())
+        return [{**combine(revisions).to_dict(), "revisions": len(revisions)} for _, revisions in items]
+
+    def restated_days(self, account_id: str) -> dict[date, Restatement]:
+        """A snapshot of ``account_id``'s restated days: day -> the day's combined restatement."""
+        with self._lock:
+            return {
+                day: combine(revisions)
+                for (account, day), revisions in self._restatements.items()
+                if account == account_id
+            }
+
+    def clear_restatements(self, account_id: str | None = None, day: date | str | None = None) -> int:
+        """Undo restatements: all of them, or only ``account_id``'s, or only one ``day`` (of
+        ``account_id`` if given, else of every account). Returns how many days were cleared."""
+        if account_id is not None and not ACCOUNT_ID_PATTERN.match(account_id):
+            raise ValueError(f"account_id must be 32 lowercase hex characters, got {account_id!r}")
+        wanted_day = None if day is None else _as_day(day) if isinstance(day, date) else parse_day(day)
+        with self._lock:
+            cleared = [
+                key
+                for key in self._restatements
+                if (account_id is None or key[0] == account_id) and (wanted_day is None or key[1] == wanted_day)
+            ]
+            for key in cleared:
+                del self._restatements[key]
+        return len(cleared)
 
     # -- faults and rate limit -------------------------------------------------------------------
 
@@ -491,8 +600,9 @@ class Emulator:
     # -- reset -----------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to how the emulator started: settings, clock, faults and rate limit as configured at
-        construction (counters and blocks cleared), and an empty request log."""
+        """Back to how the emulator started: settings, clock, faults, rate limit and restatements as
+        configured at construction (counters and blocks cleared; restatements made since are gone),
+        and an empty request log."""
         with self._lock:
             for name, value in self._initial_settings.items():
                 setattr(self, name, value)
@@ -502,6 +612,8 @@ class Emulator:
             else:
                 self.clock.set(start, running=running)
             self._restore_faults_and_limits()
+            self._restatements = copy.deepcopy(self._initial_restatements)
+            self._shuffled_responses = 0
             self._log.clear()
 
     def describe_clock(self) -> dict[str, str]:

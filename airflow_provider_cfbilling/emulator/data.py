@@ -22,6 +22,14 @@ PayGo ``Cumulated*`` fields are running sums from ``BillingPeriodStart`` through
 are kept in integer micro-dollars so the running sums are exact. Billing periods run from the account's
 anchor day-of-month (1..28) to the same day of the next month.
 
+A restated day (a :class:`~airflow_provider_cfbilling.emulator.restatements.Restatement`, passed in by
+the caller, since which days are restated is state and this module keeps none) changes deterministically:
+every series quantity of the day is multiplied by the factor (the baseline correction rows stay as they
+were), and each of its N restatement corrections is a signed fraction of one series' quantity, the series
+picked from ``(seed, account, day, k)``. v2 shows each such correction as a ``ChargeClass: "Correction"``
+row right after its series' rows; the PayGo shapes have no correction rows, so they fold each one into the
+day's row of its series (quantity, cost, and the ``Cumulated*`` sums of the rest of the billing period).
+
 Records are produced lazily, so a day with hundreds of thousands of records can be streamed.
 """
 
@@ -30,10 +38,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_cfbilling.emulator.restatements import Restatement
 
 SOURCES = ("v2", "paygo", "paygo-usage", "billable-usage")
 
@@ -350,6 +361,26 @@ class _Group:
     zone_index: int | None
 
 
+@dataclass(frozen=True)
+class _Restated:
+    """A restated day worked out: the factor, and the restatement corrections of each series (keyed by
+    ``(metric id, series key)``, quantities in the order of the restatement's correction index)."""
+
+    factor: float
+    corrections: Mapping[tuple[str, str], tuple[float, ...]]
+
+    def of(self, metric: Metric, key: str) -> tuple[float, ...]:
+        return self.corrections.get((metric.id, key), ())
+
+
+def _correction_amount(metric: Metric, quantity: float, sign: int, spread: float) -> float:
+    """A correction of ``quantity`` by ``sign * (1% + 10% * spread)``, never zero, rounded like a quantity."""
+    correction = sign * quantity * (0.01 + 0.1 * spread)
+    if metric.integer:
+        return sign * max(1, round(abs(correction)))
+    return round(correction, 6) or sign * 1e-06
+
+
 _FACTOR_CACHE_LIMIT = 262_144
 
 
@@ -363,6 +394,7 @@ class AccountData:
         self._factors: dict[str, float] = {}
         self._account_factors: dict[str, float] = {}
         self._days: dict[date, _Day] = {}
+        self._restated: dict[tuple[date, float, int], _Restated] = {}
         u_anchor, u_name = self.units("account")
         self.anchor_day = 1 + int(u_anchor * 28)
         word = _ACCOUNT_WORDS[int(u_name * len(_ACCOUNT_WORDS))]
@@ -471,8 +503,8 @@ class AccountData:
             self._factors[cache_key] = value
         return value
 
-    def _quantity(self, metric: Metric, key: str, day: _Day) -> tuple[float, float | None]:
-        """The day's quantity of a series, and the quantity of its correction row if it has one."""
+    def _raw_quantity(self, metric: Metric, key: str, day: _Day) -> tuple[float, float]:
+        """The day's unrounded quantity of a series, and the uniform number that decides its correction."""
         u_noise, u_correction = self._units_text(f"q|{metric.id}|{key}|{day.ordinal}")
         factor = self._factor(metric, key)
         if metric.storage:
@@ -481,19 +513,25 @@ class AccountData:
             quantity = metric.daily_base * factor * (0.75 + 0.5 * u_noise)
             if metric.weekly and day.weekend:
                 quantity *= 0.7
+        return quantity, u_correction
+
+    def _quantity(
+        self, metric: Metric, key: str, day: _Day, restated: _Restated | None = None
+    ) -> tuple[float, float | None]:
+        """The day's quantity of a series (restated, if ``restated``), and the quantity of its baseline
+        correction row if it has one (a restatement leaves that row as it was)."""
+        quantity, u_correction = self._raw_quantity(metric, key, day)
         correction: float | None = None
         if u_correction < CORRECTION_RATE:
             spread = u_correction / CORRECTION_RATE  # uniform in [0, 1) again
-            sign = -1 if spread < 0.7 else 1
-            correction = sign * quantity * (0.01 + 0.1 * spread)
-            if metric.integer:
-                correction = sign * max(1, round(abs(correction)))
-            else:
-                correction = round(correction, 6) or sign * 1e-06
+            correction = _correction_amount(metric, quantity, -1 if spread < 0.7 else 1, spread)
+        if restated is not None:
+            quantity *= restated.factor
         value: float = round(quantity) if metric.integer else round(quantity, 6)
         return value, correction
 
-    def _group_consumed(self, group: _Group, day: _Day) -> float:
+    def _group_consumed(self, group: _Group, day: _Day, restated: _Restated | None) -> float:
+        """The consumed quantity of a PayGo row: its series summed, restatement corrections folded in."""
         metric = group.metric
         if group.zone_index is not None:
             keys: Iterable[str] = (f"z:{group.zone_index}",)
@@ -501,23 +539,61 @@ class AccountData:
             keys = self._series_keys(metric)
         total: float = 0
         for key in keys:
-            total += self._quantity(metric, key, day)[0]
+            total += self._quantity(metric, key, day, restated)[0]
+            if restated is not None:
+                total += sum(restated.of(metric, key))
         return round(total) if metric.integer else round(total, 6)
+
+    # -- restatements ----------------------------------------------------------------------------
+
+    def _restatement(self, day: _Day, restatements: Mapping[date, Restatement]) -> _Restated | None:
+        """The worked-out restatement of ``day``, or None if the day is not restated."""
+        restatement = restatements.get(day.day)
+        if restatement is None:
+            return None
+        cache_key = (day.day, restatement.factor, restatement.corrections)
+        worked = self._restated.get(cache_key)
+        if worked is None:
+            if len(self._restated) > 256:
+                self._restated.clear()
+            worked = self._restated[cache_key] = self._work_out(day, restatement.factor, restatement.corrections)
+        return worked
+
+    def _work_out(self, day: _Day, factor: float, corrections: int) -> _Restated:
+        """Pick the series of each restatement correction and size it: correction ``k`` depends only on
+        ``(seed, account, day, k)``, so restating again keeps the earlier correction rows as they were."""
+        series = [(metric, key) for metric in CATALOG for key in self._series_keys(metric)]
+        found: dict[tuple[str, str], list[float]] = {}
+        for index in range(corrections):
+            u_pick, u_size = self._units_text(f"restatement|{day.ordinal}|{index}")
+            metric, key = series[int(u_pick * len(series))]
+            quantity, _ = self._raw_quantity(metric, key, day)
+            sign = -1 if u_size < 0.5 else 1
+            spread = (u_size * 2) % 1.0  # uniform in [0, 1) again
+            found.setdefault((metric.id, key), []).append(_correction_amount(metric, quantity, sign, spread))
+        return _Restated(factor, {series_key: tuple(amounts) for series_key, amounts in found.items()})
 
     # -- records ---------------------------------------------------------------------------------
 
     def records(
-        self, days: Iterable[date], source: str, metric_ids: Collection[str] | None = None
+        self,
+        days: Iterable[date],
+        source: str,
+        metric_ids: Collection[str] | None = None,
+        restatements: Mapping[date, Restatement] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """The records of ``source`` for ``days`` (ascending), optionally only ``metric_ids``."""
+        """The records of ``source`` for ``days`` (ascending), optionally only ``metric_ids``, with the
+        account's restated days (``restatements``: day -> the day's combined restatement) applied."""
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
         metrics = [m for m in CATALOG if metric_ids is None or m.id in metric_ids]
+        restated_days: Mapping[date, Restatement] = restatements or {}
         if source == "v2":
             for day in days:
                 context = self._day(day)
+                restated = self._restatement(context, restated_days)
                 for metric in metrics:
-                    yield from self._v2_rows(metric, context)
+                    yield from self._v2_rows(metric, context, restated)
             return
         running: dict[str, list[Any]] = {}
         for day in days:
@@ -530,9 +606,9 @@ class AccountData:
                         _Group(metric, f"{metric.id}|z:{index}", index) for index in range(self.settings.zone_count)
                     )
                 for group in groups:
-                    yield self._paygo_record(group, context, source, running)
+                    yield self._paygo_record(group, context, source, running, restated_days)
 
-    def _v2_rows(self, metric: Metric, day: _Day) -> Iterator[dict[str, Any]]:
+    def _v2_rows(self, metric: Metric, day: _Day, restated: _Restated | None) -> Iterator[dict[str, Any]]:
         for key in self._series_keys(metric):
             zone: tuple[str, str] | None = None
             region: tuple[str, str] | None = None
@@ -540,10 +616,13 @@ class AccountData:
                 zone = self.zone(int(key[2:]))
             elif key.startswith("r:"):
                 region = next(r for r in self.regions if r[0] == key[2:])
-            quantity, correction = self._quantity(metric, key, day)
+            quantity, correction = self._quantity(metric, key, day, restated)
             yield self._v2_record(metric, zone, region, day, quantity, False)
             if correction is not None:
                 yield self._v2_record(metric, zone, region, day, correction, True)
+            if restated is not None:
+                for amount in restated.of(metric, key):
+                    yield self._v2_record(metric, zone, region, day, amount, True)
 
     def _v2_record(
         self,
@@ -600,7 +679,7 @@ class AccountData:
         return record
 
     def _running_totals(
-        self, group: _Group, day: _Day, running: dict[str, list[Any]]
+        self, group: _Group, day: _Day, running: dict[str, list[Any]], restatements: Mapping[date, Restatement]
     ) -> tuple[float, int, int, int, int]:
         """The day's consumed quantity, pricing quantity and cost (micro-USD), and the pricing quantity
         and cost summed from the start of the billing period through the day."""
@@ -616,7 +695,7 @@ class AccountData:
         current = state[1] + one_day
         while current <= day.day:
             context = self._day(current)
-            consumed = self._group_consumed(group, context)
+            consumed = self._group_consumed(group, context, self._restatement(context, restatements))
             pricing_quantity = max(0, round(consumed))
             cost_micros = round(pricing_quantity * metric.unit_price * _MICROS)
             state[2] += pricing_quantity
@@ -625,10 +704,17 @@ class AccountData:
         state[1] = day.day
         return consumed, pricing_quantity, cost_micros, state[2], state[3]
 
-    def _paygo_record(self, group: _Group, day: _Day, source: str, running: dict[str, list[Any]]) -> dict[str, Any]:
+    def _paygo_record(
+        self,
+        group: _Group,
+        day: _Day,
+        source: str,
+        running: dict[str, list[Any]],
+        restatements: Mapping[date, Restatement],
+    ) -> dict[str, Any]:
         metric = group.metric
         consumed, pricing_quantity, cost_micros, cumulated_quantity, cumulated_micros = self._running_totals(
-            group, day, running
+            group, day, running, restatements
         )
         cost = cost_micros / _MICROS
         cumulated_cost = cumulated_micros / _MICROS

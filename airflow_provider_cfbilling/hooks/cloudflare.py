@@ -27,12 +27,20 @@ from urllib.parse import urlsplit
 import httpx
 
 from airflow_provider_cfbilling import __version__, validation
+from airflow_provider_cfbilling.endpoints import (
+    DEFAULT_PAYGO_PATH,
+    PAYGO_PATHS,
+    V2_USAGE,
+    UsageEndpoint,
+    max_request_gap,
+    paygo_endpoint,
+)
 from airflow_provider_cfbilling.exceptions import (
     CloudflareAPIError,
     CloudflareInputError,
+    CloudflareRequestError,
     CloudflareServerError,
 )
-from airflow_provider_cfbilling.get_provider_info import PAYGO_PATHS
 from airflow_provider_cfbilling.hooks.envelope import (
     MalformedBodyError,
     check_envelope,
@@ -44,19 +52,11 @@ from airflow_provider_cfbilling.version_compat import BaseHook, aget_connection,
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
-DEFAULT_PAYGO_PATH = "billable-usage"
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
 # Bodies up to this size are parsed whole inside the retry loop (so a garbled one is retried);
 # larger ones are parsed record by record by the caller.
 _PARSE_WHOLE_LIMIT = 1 << 20
 _SPOOL_MEMORY = 8 << 20
-_PAYGO_ROUTES = {
-    "billable-usage": ("/accounts/{account_id}/billable-usage", "/accounts/{account_id}/billable-usage/info"),
-    "paygo-usage": ("/accounts/{account_id}/paygo-usage", "/accounts/{account_id}/paygo-usage-info"),
-    "billing/usage/paygo": ("/accounts/{account_id}/billing/usage/paygo", None),
-}
-assert set(_PAYGO_ROUTES) == set(PAYGO_PATHS)
-V2_USAGE_ROUTE = "/accounts/{account_id}/billable/usage"
+V2_USAGE_ROUTE = V2_USAGE.route
 PROFILE_ROUTE = "/accounts/{account_id}/billing/profile"
 V2_METRIC_PARAMS = ("both", "metric", "metric_id")
 
@@ -409,7 +409,7 @@ class CloudflareHook(BaseHook):
             ),
         )
         paygo_path = str(option("paygo_path") or DEFAULT_PAYGO_PATH).strip("/")
-        if paygo_path not in _PAYGO_ROUTES:
+        if paygo_endpoint(paygo_path) is None:
             raise CloudflareInputError(
                 f"connection {conn_id} extra.paygo_path",
                 f"{paygo_path!r} is not a PayGo path",
@@ -517,7 +517,11 @@ class CloudflareHook(BaseHook):
         metric: str | None,
     ) -> _Call:
         start, end = validation.date_range(
-            from_date, to_date, both_or_neither=True, max_span_days=validation.V2_MAX_SPAN_DAYS
+            from_date,
+            to_date,
+            both_or_neither=True,
+            max_gap_days=max_request_gap(V2_USAGE),
+            limit_days=V2_USAGE.max_range_days,
         )
         path, endpoint = self._account_path(V2_USAGE_ROUTE, account_id, settings)
         params: list[tuple[str, str]] = []
@@ -542,9 +546,15 @@ class CloudflareHook(BaseHook):
         to_date: Any,
         path: str | None,
     ) -> _Call:
-        route = self._paygo_route(settings, path)[0]
-        start, end = validation.date_range(from_date, to_date, both_or_neither=False, max_span_days=None)
-        account_path, endpoint = self._account_path(route, account_id, settings)
+        usage = self._paygo_route(settings, path)
+        start, end = validation.date_range(
+            from_date,
+            to_date,
+            both_or_neither=False,
+            max_gap_days=max_request_gap(usage),
+            limit_days=usage.max_range_days,
+        )
+        account_path, endpoint = self._account_path(usage.route, account_id, settings)
         params: list[tuple[str, str]] = []
         if start is not None:
             params.append(("from", start.isoformat()))
@@ -552,17 +562,21 @@ class CloudflareHook(BaseHook):
             params.append(("to", end.isoformat()))
         return _Call(path=account_path, endpoint=endpoint, params=tuple(params), streams_records=True)
 
-    def _paygo_route(self, settings: ConnectionSettings, path: str | None) -> tuple[str, str | None]:
-        name = (path or settings.paygo_path).strip("/")
-        if name not in _PAYGO_ROUTES:
+    def _paygo_route(self, settings: ConnectionSettings, path: str | None) -> UsageEndpoint:
+        usage = paygo_endpoint(path or settings.paygo_path)
+        if usage is None:
             raise CloudflareInputError(
                 "paygo_path", f"{path!r} is not a PayGo path", f"Use one of {', '.join(PAYGO_PATHS)}"
             )
-        return _PAYGO_ROUTES[name]
+        return usage
+
+    def paygo_usage_endpoint(self, path: str | None = None) -> UsageEndpoint:
+        """The PayGo endpoint in use (``path`` or the connection's ``extra.paygo_path``)."""
+        return self._paygo_route(self.settings, path)
 
     def paygo_endpoint(self, path: str | None = None) -> str:
         """The route template of the PayGo path in use (``path`` or the connection's choice)."""
-        return self._paygo_route(self.settings, path)[0]
+        return self._paygo_route(self.settings, path).route
 
     # ------------------------------------------------------------------ public endpoints (sync)
 
@@ -576,6 +590,16 @@ class CloudflareHook(BaseHook):
         """Validate a v2 usage request (connection, account, dates, metric) without sending it."""
         self._v2_call(self.settings, account_id, from_date, to_date, metric)
 
+    def check_paygo_usage(
+        self,
+        account_id: str | None = None,
+        from_date: Any = None,
+        to_date: Any = None,
+        path: str | None = None,
+    ) -> None:
+        """Validate a PayGo usage request (connection, account, path, dates) without sending it."""
+        self._paygo_call(self.settings, account_id, from_date, to_date, path)
+
     def get_v2_usage(
         self,
         account_id: str | None = None,
@@ -586,7 +610,8 @@ class CloudflareHook(BaseHook):
         """v2 (FOCUS) usage records of ``GET /accounts/{id}/billable/usage``.
 
         ``from_date``/``to_date`` are sent as the API's ``from``/``to`` (dates, both or neither,
-        at most 31 days apart); how the server reads ``to`` is not documented, so callers that
+        at most 30 days apart, so the request covers at most 31 days under either reading of
+        ``to``); how the server reads ``to`` is not documented, so callers that
         need an exact window filter on ``ChargePeriodStart`` (the operators do). Records stream
         from the spooled body; the request is made before this method returns.
         """
@@ -608,7 +633,7 @@ class CloudflareHook(BaseHook):
         ``{"covered": bool, "subscriptions": [{"id", "start_timestamp",
         "billing_cycle_anchor_timestamp"}, ...]}``."""
         settings = self.settings
-        info_route = self._paygo_route(settings, path)[1]
+        info_route = self._paygo_route(settings, path).info_route
         if info_route is None:
             raise CloudflareInputError(
                 "paygo_path",
@@ -630,31 +655,163 @@ class CloudflareHook(BaseHook):
         return result
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the credentials: user-owned tokens, account-owned tokens and the global key."""
+        """Check, in order, what every task needs, and say which check failed and how to fix it.
+
+        1. Credentials: valid and active. User-owned token: ``GET /user/tokens/verify``;
+           account-owned token: ``GET /accounts/{account_id}/tokens/verify``; global API key:
+           ``GET /accounts/{account_id}`` (the verify endpoints do not take the key).
+        2. Account: ``extra.account_id`` is set (an account-owned token and the global key can only
+           be checked on their account; every billing call is per account).
+        3. Billing Read: one cheap billing request on that account (see below).
+
+        On success the message names what was checked. Messages never hold a credential.
+        """
         try:
             settings = self.settings
+        except CloudflareInputError as error:
+            return False, self.redact(f"Connection fields check failed: {error}")
+        account = settings.account_id
+        answer = self._test_connection_answer
+        step = "Credentials"
+        try:
+            # ---- 1. credentials (and, where they need one, 2. the account)
             if settings.auth_scheme == "global_key":
-                if not settings.account_id:
-                    return False, "Global API key: set extra.account_id so the key can be checked on that account"
+                if not account:
+                    return False, (
+                        "Account check failed: a global API key can only be checked on an account, and "
+                        "extra.account_id is not set. Fix: set extra.account_id to the 32-character account id "
+                        "(dashboard: Account Home, Account ID), or use an API token with Account > Billing > Read"
+                    )
                 route = "/accounts/{account_id}"
-                account = self._json(_Call(path=route.format(account_id=settings.account_id), endpoint=route))
-                name = account.get("name") if isinstance(account, dict) else None
-                return True, f"Global API key accepted for account {settings.account_id} ({name or 'unnamed'})"
+                try:
+                    details = self._json(_Call(path=route.format(account_id=account), endpoint=route))
+                except CloudflareAPIError as error:
+                    if error.status == 404:
+                        return False, self.redact(
+                            f"Account check failed: Cloudflare knows no account {account} for this email and global "
+                            f"API key (GET {route}: {answer(error)}). Fix: set extra.account_id to the id shown on "
+                            "the dashboard's Account Home"
+                        )
+                    if error.status not in (400, 401, 403):
+                        raise
+                    return False, self.redact(
+                        f"Credentials check failed: Cloudflare rejected the email and global API key for account "
+                        f"{account} ({answer(error)}). Fix: check the login (the account email) and the Global API "
+                        "Key (My Profile > API Tokens > Global API Key), and that this user is a member of the "
+                        "account; better, use an API token with Account > Billing > Read"
+                    )
+                name = details.get("name") if isinstance(details, dict) else None
+                credentials = f"global API key accepted (GET {route}, account name {name or 'not given'})"
+                kind = "the global API key (its user)"
+            else:
+                route = "/user/tokens/verify"
+                try:
+                    verified = self._json(_Call(path=route, endpoint=route))
+                    owner = "user-owned API token"
+                except CloudflareAPIError as user_error:
+                    if user_error.status not in (400, 401, 403):
+                        raise
+                    if not account:
+                        # Account-owned tokens fail /user/tokens/verify; they can only be verified on
+                        # their account, so the missing account id is the problem to report.
+                        codes = ", ".join(str(code) for code in user_error.codes) or "none"
+                        return False, self.redact(
+                            "Account check failed: the token is not a user-owned API token (GET /user/tokens/verify "
+                            f"answered HTTP {user_error.status}, code {codes}), and extra.account_id is not set. "
+                            "An account-owned token (Manage Account > Account API Tokens) can only be verified on "
+                            "its account: set extra.account_id to the id of the account that owns the token. If the "
+                            "token is user-owned, it is invalid: paste it again or create a new one"
+                        )
+                    route = "/accounts/{account_id}/tokens/verify"
+                    try:
+                        verified = self._json(_Call(path=route.format(account_id=account), endpoint=route))
+                    except CloudflareAPIError as account_error:
+                        if account_error.status not in (400, 401, 403):
+                            raise
+                        return False, self.redact(
+                            "Credentials check failed: the token is neither a valid user-owned API token "
+                            f"(GET /user/tokens/verify: {answer(user_error)}) nor an account-owned token of account "
+                            f"{account} (GET {route}: {answer(account_error)}). Fix: paste the token again (no "
+                            "'Bearer ' prefix) or create a new one; for an account-owned token, set "
+                            "extra.account_id to the account that owns it"
+                        )
+                    owner = f"account-owned API token of account {account}"
+                status = verified.get("status") if isinstance(verified, dict) else None
+                if status != "active":
+                    return False, self.redact(
+                        f"Credentials check failed: the {owner} is {status or 'not active'} (GET {route}). Fix: "
+                        "re-enable it, or roll it or create a new one, in the dashboard's API Tokens page, and put "
+                        "the new value in the connection's password"
+                    )
+                credentials = f"{owner} is active (GET {route})"
+                kind = "the token"
+                step = "Account"
+                if not account:
+                    return False, (
+                        f"Account check failed: the {owner} is active, but extra.account_id is not set, so no "
+                        "billing data can be read with this connection alone and Billing Read cannot be checked. "
+                        "Fix: set extra.account_id to the 32-character id of the account to read"
+                    )
+
+            # ---- 3. Billing Read: one cheap request to the configured PayGo path (extra.paygo_path),
+            # the endpoint family the PayGo tasks call. Its info endpoint (/billable-usage/info,
+            # /paygo-usage-info) answers a few hundred bytes (subscriptions, no usage records), takes no
+            # dates (no range rule, no anchor-day trap) and is a billing route behind Billing Read; a 404
+            # there also says the configured path is not served to this account. The beta path
+            # (billing/usage/paygo) has no info endpoint: one day [yesterday, today) on it, at most two
+            # days of rows aggregated per metric and day under either reading of `to`. Not v2
+            # usage: it is "Restricted", so a 403/404 there would not tell a token without Billing Read
+            # from an account without v2 access. Not the billing profile: it returns personal data.
+            step = "Billing Read"
+            paygo = self.paygo_usage_endpoint()
             try:
-                verified = self._json(_Call(path="/user/tokens/verify", endpoint="/user/tokens/verify"))
-                kind = "User-owned API token"
-            except CloudflareAPIError as user_error:
-                if not settings.account_id or user_error.status not in (400, 401, 403):
-                    raise
-                route = "/accounts/{account_id}/tokens/verify"
-                verified = self._json(_Call(path=route.format(account_id=settings.account_id), endpoint=route))
-                kind = f"Account-owned API token of account {settings.account_id}"
-            status = verified.get("status") if isinstance(verified, dict) else None
-            if status != "active":
-                return False, f"{kind} is {status or 'not active'}"
-            return True, f"{kind} is active"
+                if paygo.info_route is not None:
+                    billing_check = f"GET {paygo.info_route}"
+                    self.get_paygo_usage_info()
+                else:
+                    today = dt.datetime.now(dt.timezone.utc).date()
+                    billing_check = f"GET {paygo.route} for one day"
+                    for _record in self.get_paygo_usage(from_date=today - dt.timedelta(days=1), to_date=today):
+                        pass
+            except CloudflareAPIError as error:
+                if error.status == 403:
+                    fix = (
+                        "give the user a role with billing access (Administrator or Billing) on that account, or "
+                        "use an API token with Account > Billing > Read"
+                        if settings.auth_scheme == "global_key"
+                        else "edit the token (My Profile > API Tokens, or Manage Account > Account API Tokens) and "
+                        f"add the permission Account > Billing > Read for account {account}"
+                    )
+                    return False, self.redact(
+                        f"Billing Read check failed: {credentials}, but {kind} lacks Billing Read on account "
+                        f"{account} ({billing_check}: {answer(error)}). Every billing task would fail with 403. "
+                        f"Fix: {fix}"
+                    )
+                if error.status == 404 or 7003 in error.codes:
+                    return False, self.redact(
+                        f"Billing Read check failed: Cloudflare has no route for {billing_check} on account "
+                        f"{account} ({answer(error)}; 7003 means 'No route for the URI'): the PayGo path "
+                        f"'{settings.paygo_path}' (extra.paygo_path) is not served to this account, or the "
+                        "account id is wrong; Billing Read could not be confirmed. Fix: check extra.account_id, "
+                        f"or set extra.paygo_path to another of {', '.join(PAYGO_PATHS)}"
+                    )
+                raise
+            return True, self.redact(
+                f"All checks passed: credentials: {credentials}; account: {account} (extra.account_id); "
+                f"Billing Read: {billing_check} (extra.paygo_path {settings.paygo_path}) answered"
+            )
         except (CloudflareAPIError, CloudflareInputError, httpx.HTTPError) as error:
-            return False, self.redact(str(error))
+            return False, self.redact(f"{step} check failed: the check could not complete ({answer(error)})")
+
+    @staticmethod
+    def _test_connection_answer(error: Exception) -> str:
+        """What Cloudflare answered, for :meth:`test_connection`'s messages (redact the result)."""
+        if not isinstance(error, CloudflareAPIError) or error.status is None:
+            return str(error)
+        codes: list[Any] = [*error.codes, *[""] * (len(error.messages) - len(error.codes))]
+        messages = [*error.messages, *[""] * (len(error.codes) - len(error.messages))]
+        errors = "; ".join(f"{code} {message}".strip() for code, message in zip(codes, messages, strict=True))
+        return f"HTTP {error.status}" + (f", Cloudflare errors [{errors}]" if errors else "")
 
     # ------------------------------------------------------------------ public endpoints (async)
 
@@ -745,14 +902,14 @@ class CloudflareHook(BaseHook):
             except (ValueError, UnicodeDecodeError):
                 envelope = None
         if 300 <= status < 400:
-            raise CloudflareAPIError(
+            raise CloudflareRequestError(
                 "Cloudflare answered with a redirect, which is never followed (credentials stay on the configured "
                 "host); set the connection's host to the API's final URL",
                 status=status,
                 endpoint=call.endpoint,
             )
         error = classify_error(status, envelope, call.endpoint)
-        if status in RETRYABLE_STATUSES or status >= 500:
+        if error.retryable:  # 408, 409, 429, 5xx: the one rule of exceptions.retryable_status
             raise _Retryable(error, parse_retry_after(body.retry_after))
         if error.status == 404 and 7003 in error.codes and "/accounts/{account_id}/" in call.endpoint:
             error.summary = (

@@ -14,12 +14,15 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 from airflow_provider_cfbilling.exceptions import (
+    RETRYABLE_STATUSES,
     CloudflareAPIError,
     CloudflareAuthError,
     CloudflareNotFoundError,
     CloudflarePermissionError,
     CloudflareRateLimitError,
+    CloudflareRequestError,
     CloudflareServerError,
+    retryable_status,
 )
 
 # Error codes that mean "these credentials are not valid", whatever the HTTP status.
@@ -59,19 +62,31 @@ def error_details(envelope: Any) -> tuple[list[int], list[str]]:
 
 
 def classify_error(status: int, envelope: Any, endpoint: str, summary: str | None = None) -> CloudflareAPIError:
-    """The exception for a failed response: HTTP ``status`` and the parsed envelope (or None)."""
+    """The exception for a failed response: HTTP ``status`` and the parsed envelope (or None).
+
+    Its ``retryable`` is what the status says (:func:`~airflow_provider_cfbilling.exceptions.retryable_status`):
+    429, 5xx, 408 and 409 stay retryable whatever the codes; 401/403/404 and auth or route codes
+    give the permanent auth, permission and not-found errors; any other 3xx/4xx is a permanent
+    :class:`~airflow_provider_cfbilling.exceptions.CloudflareRequestError` (e.g. 400, code 1183).
+    A 2xx with ``success: false`` is a plain, retryable ``CloudflareAPIError`` unless its codes
+    name a credential or route problem.
+    """
     codes, messages = error_details(envelope)
     error_class: type[CloudflareAPIError]
     if status == 429:
         error_class = CloudflareRateLimitError
     elif status >= 500:
         error_class = CloudflareServerError
+    elif status in RETRYABLE_STATUSES:
+        error_class = CloudflareAPIError  # 408, 409: retryable, whatever the codes say
     elif status == 404 or ROUTE_NOT_FOUND_CODE in codes:
         error_class = CloudflareNotFoundError
     elif status == 401 or AUTH_ERROR_CODES.intersection(codes):
         error_class = CloudflareAuthError
     elif status == 403:
         error_class = CloudflarePermissionError
+    elif not retryable_status(status):
+        error_class = CloudflareRequestError
     else:
         error_class = CloudflareAPIError
     if summary is None:

@@ -1,27 +1,30 @@
 """Operators that pull Cloudflare billing data and land it in XCom or object storage.
 
-The data's way: the hook fetches (one request per chunk of the window) -> records are kept only
-when ``ChargePeriodStart`` lies inside the window (and, for v2, the metric matches), then put in
-the chosen key style -> a sink: XCom (bounded by ``max_xcom_records``) or one atomically written
-object whose summary becomes the XCom value.
+The data's way: the window is planned into requests that fit the endpoint's range limit -> the
+hook fetches each -> records are kept only when ``ChargePeriodStart`` lies inside the request's
+share of the window (and, for v2, the metric matches), then put in the chosen key style -> a sink:
+XCom (bounded by ``max_xcom_records``), one atomically written object, or with ``{charge_date}``
+one object per UTC day; the summary becomes the XCom value.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_cfbilling import records as record_tools
 from airflow_provider_cfbilling import windows
-from airflow_provider_cfbilling.exceptions import CloudflareAPIError, CloudflareInputError, CloudflareNotFoundError
-from airflow_provider_cfbilling.get_provider_info import PAYGO_PATHS
-from airflow_provider_cfbilling.validation import V2_MAX_SPAN_DAYS
+from airflow_provider_cfbilling.endpoints import PAYGO_PATHS, V2_USAGE, UsageEndpoint
+from airflow_provider_cfbilling.exceptions import CloudflareInputError, CloudflareNotFoundError, CloudflareRequestError
+from airflow_provider_cfbilling.partitions import DaySpool, DestinationTemplate, parse_destination
 from airflow_provider_cfbilling.version_compat import BaseOperator, OutletAsset, OutletAssetAlias
 
 if TYPE_CHECKING:
     from airflow_provider_cfbilling.hooks.cloudflare import CloudflareHook
+    from airflow_provider_cfbilling.landing import Landing
     from airflow_provider_cfbilling.sinks import OutputSpec
 
 log = logging.getLogger(__name__)
@@ -29,7 +32,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_XCOM_RECORDS = 1000
 CHARGE_PERIOD_START = record_tools.CHARGE_PERIOD_START
 METRIC_ID = record_tools.METRIC_ID
-PAYGO_SOURCES = {"billable-usage": "billable-usage", "paygo-usage": "paygo-usage", "billing/usage/paygo": "paygo"}
 
 
 class _CloudflareBillingOperator(BaseOperator):
@@ -40,7 +42,9 @@ class _CloudflareBillingOperator(BaseOperator):
         ``extra.account_id``. Templated.
     :param destination: where the records go. Unset: the records are the XCom return value.
         Set: an object-storage URI (``file://``, ``s3://``, ``gs://``, ``abfs://`` ...) written
-        atomically and idempotently; the XCom value is then a summary. Templated.
+        atomically and idempotently; the XCom value is then a summary. Templated; after Jinja,
+        ``{account_id}``, ``{period_start}`` and ``{period_end}`` (exclusive) are filled from the
+        window fetched, and ``{charge_date}`` (usage operators) writes one object per UTC day.
     :param destination_conn_id: the Airflow connection of the destination's storage. Templated.
     :param file_format: ``jsonl`` (default), ``csv`` or ``parquet``; default from the suffix.
     :param key_style: ``"api"`` (the API's keys) or ``"snake"`` (the official SDK's attribute names).
@@ -90,7 +94,7 @@ class _CloudflareBillingOperator(BaseOperator):
                 raise CloudflareInputError(
                     "file_format", f"{file_format!r} is not supported", f"Use one of {', '.join(FORMATS)}"
                 )
-        self._written_uri: str | None = None
+        self._written_uris: list[str] = []
 
     # -- hooks for subclasses --------------------------------------------------------------
 
@@ -99,7 +103,7 @@ class _CloudflareBillingOperator(BaseOperator):
 
         return CloudflareHook(self.cloudflare_conn_id)
 
-    def _output_spec(self) -> OutputSpec | None:
+    def _destination_template(self) -> DestinationTemplate | None:
         if self.destination in (None, ""):
             return None
         if not isinstance(self.destination, str):
@@ -108,31 +112,63 @@ class _CloudflareBillingOperator(BaseOperator):
                 f"expected a URI string, got {type(self.destination).__name__}",
                 "Pass e.g. s3://bucket/key.jsonl",
             )
-        from airflow_provider_cfbilling.sinks import check_filesystem, resolve_output
+        return parse_destination(self.destination)
 
-        try:
-            spec = resolve_output(self.destination, self.file_format)
-            check_filesystem(spec.uri, self.destination_conn_id or None)
-            return spec
-        except CloudflareInputError:
-            raise
-        except ValueError as error:
-            raise CloudflareInputError("destination", str(error), "Fix the destination URI or file_format") from None
+    def _target(
+        self, account_id: str, window: windows.Window | None, *, allow_per_day: bool
+    ) -> tuple[DestinationTemplate, OutputSpec] | None:
+        """The destination, checked before any request: its placeholders and its first object."""
+        template = self._destination_template()
+        if template is None:
+            return None
+        if template.per_day and not allow_per_day:
+            raise CloudflareInputError(
+                "destination",
+                "{charge_date} names a day, but this operator writes a snapshot that has none",
+                "Use Jinja for the date of the run instead, e.g. '.../snapshot_date={{ ds }}/profile.json'",
+            )
+        if window is None:
+            window = windows.Window(dt.date.min, dt.date.min + windows.ONE_DAY)
+            if any("{" + name + "}" in template.text for name in ("period_start", "period_end")):
+                raise CloudflareInputError(
+                    "destination",
+                    "{period_start} and {period_end} name a usage window, but a snapshot has none",
+                    "Use Jinja for the date of the run instead, e.g. '.../snapshot_date={{ ds }}/profile.json'",
+                )
+        from airflow_provider_cfbilling.landing import output_spec
+
+        first = template.render(account_id, window, window.start)
+        return template, output_spec(first, self.file_format, self.destination_conn_id or None)
+
+    def _landing(self, endpoint: str, account_id: str, source: str) -> Landing:
+        from airflow_provider_cfbilling.landing import Landing
+
+        return Landing(
+            endpoint=endpoint,
+            account_id=account_id,
+            source=source,
+            key_style=self.key_style,
+            file_format=self.file_format,
+            conn_id=self.destination_conn_id or None,
+            focus_version=V2_USAGE.focus_version if source == V2_USAGE.source else None,
+            complete_after_days=getattr(self, "complete_after_days", 7),
+        )
 
     def _land(
         self,
         records: Iterable[dict[str, Any]],
-        spec: OutputSpec | None,
-        *,
-        source: str,
+        target: tuple[DestinationTemplate, OutputSpec] | None,
+        landing: Landing,
+        window: windows.Window | None,
         summary: dict[str, Any],
         context: Any,
     ) -> Any:
-        """Send the records to XCom or storage; the XCom return value."""
-        styled = _styled(records, self.key_style)
-        if spec is None:
+        """Send the records to XCom or to one object; the XCom return value."""
+        if target is None:
+            from airflow_provider_cfbilling.landing import styled
+
             kept: list[dict[str, Any]] = []
-            for record in styled:
+            for record in styled(records, self.key_style):
                 if len(kept) >= self.max_xcom_records:
                     raise CloudflareInputError(
                         "max_xcom_records",
@@ -143,50 +179,42 @@ class _CloudflareBillingOperator(BaseOperator):
                 kept.append(record)
             self.log.info("Returning %d records through XCom", len(kept))
             return kept
-        from airflow_provider_cfbilling.sinks import write_records
-
-        result = write_records(
-            styled,
-            spec,
-            columns=record_tools.columns_for(source, self.key_style),
-            conn_id=self.destination_conn_id or None,
-        )
-        self._written_uri = result.uri
+        written = {**landing.write_object(records, target[1], window), **summary}
+        self._written_uris = [written["uri"]]
         self.log.info(
-            "Wrote %d records (%d bytes, %s) to %s", result.records, result.bytes, result.file_format, result.uri
+            "Wrote %d records (%d bytes, %s) to %s",
+            written["records"],
+            written["bytes"],
+            written["format"],
+            written["uri"],
         )
-        written = {
-            "uri": result.uri,
-            "format": result.file_format,
-            "records": result.records,
-            "bytes": result.bytes,
-            **summary,
-        }
-        self._report_outlets(context, written)
+        self._report_outlets(context, [written])
         return written
 
     # -- lineage -----------------------------------------------------------------------------
 
-    def _report_outlets(self, context: Any, summary: dict[str, Any]) -> None:
-        """Asset events for the declared outlets: the written object for aliases, the summary as extra."""
+    def _report_outlets(
+        self, context: Any, objects: list[dict[str, Any]], summary: dict[str, Any] | None = None
+    ) -> None:
+        """Asset events for the declared outlets: one per written object for aliases (its own
+        summary as extra), the whole summary as an ``Asset``'s extra."""
         outlets = list(getattr(self, "outlets", None) or [])
         if not outlets or not context or "outlet_events" not in context:
             return
         events = context["outlet_events"]
         for outlet in outlets:
             if isinstance(outlet, OutletAssetAlias):
-                events[outlet].add(OutletAsset(summary["uri"]), extra=summary)
+                for written in objects:
+                    events[outlet].add(OutletAsset(written["uri"]), extra=written)
             elif isinstance(outlet, OutletAsset):
-                events[outlet].extra.update(summary)
+                events[outlet].extra.update(summary or objects[0])
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the Cloudflare endpoint as input and the written object as output."""
         from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        outputs = []
-        if self._written_uri:
-            outputs.append(_openlineage_dataset(Dataset, self._written_uri))
+        outputs = [_openlineage_dataset(Dataset, uri) for uri in self._written_uris]
         return OperatorLineage(inputs=[], outputs=outputs)
 
 
@@ -199,14 +227,6 @@ def _openlineage_dataset(dataset_class: Any, uri: str) -> Any:
     return dataset_class(namespace=f"{parts.scheme}://{parts.netloc}", name=parts.path.lstrip("/"))
 
 
-def _styled(records: Iterable[dict[str, Any]], key_style: str) -> Iterator[dict[str, Any]]:
-    if key_style == "api":
-        yield from records
-        return
-    for record in records:
-        yield record_tools.apply_key_style(record, key_style)
-
-
 def _in_window(
     records: Iterable[dict[str, Any]], window: windows.Window, endpoint: str, metric: str | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -216,7 +236,7 @@ def _in_window(
     for record in records:
         charge_start = record.get(CHARGE_PERIOD_START)
         if charge_start is None:
-            raise CloudflareAPIError(
+            raise CloudflareRequestError(  # a changed record format: retrying cannot help
                 f"A usage record from {endpoint} has no {CHARGE_PERIOD_START}, so it cannot be placed in the window; "
                 "the API's record format may have changed",
                 endpoint=endpoint,
@@ -229,31 +249,149 @@ def _in_window(
 
 
 class _UsageOperator(_CloudflareBillingOperator):
-    """Shared by the two usage operators: the window.
+    """Shared by the two usage operators: the window, its requests and day partitions.
 
     :param period_start: first UTC day of the window (inclusive). Templated.
     :param period_end: the UTC day after the last (exclusive). Templated. Both default to the
-        run's data interval, else the UTC day before the logical date (or before ``run_after``).
+        UTC days whose midnight lies in the run's data interval (right in any timezone; a run
+        whose interval holds no UTC midnight is skipped), else the UTC day before the logical
+        date (or before ``run_after``).
+    :param lookback_days: widen the window backwards by this many UTC days, so days Cloudflare
+        restates are fetched again; only days whose content changed are rewritten. Needs
+        ``{charge_date}`` in ``destination``.
+    :param complete_after_days: a partition's manifest says ``complete`` once its day ended at
+        least this many days ago (default 7).
     """
 
     template_fields: Sequence[str] = (*_CloudflareBillingOperator.template_fields, "period_start", "period_end")
 
-    def __init__(self, *, period_start: Any = None, period_end: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        period_start: Any = None,
+        period_end: Any = None,
+        lookback_days: int = 0,
+        complete_after_days: int = 7,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.period_start = period_start
         self.period_end = period_end
+        self.lookback_days = _whole_days(lookback_days, "lookback_days", "lookback_days=7 to re-check the last week")
+        self.complete_after_days = _whole_days(complete_after_days, "complete_after_days", "complete_after_days=7")
+
+    def _window(self, context: Any) -> windows.Window:
+        window = windows.resolve_window(self.period_start, self.period_end, context)
+        return windows.Window(window.start - dt.timedelta(days=self.lookback_days), window.end)
+
+    def _usage_target(self, account_id: str, window: windows.Window) -> tuple[DestinationTemplate, OutputSpec] | None:
+        target = self._target(account_id, window, allow_per_day=True)
+        if self.lookback_days and (target is None or not target[0].per_day):
+            raise CloudflareInputError(
+                "lookback_days",
+                f"{self.lookback_days} re-fetches past days, which needs one object per day to compare and rewrite",
+                "Put {charge_date} in destination, e.g. '.../account_id={account_id}/charge_date={charge_date}/"
+                "usage.jsonl', or set lookback_days=0",
+            )
+        return target
 
     def _summary(self, account_id: str, window: windows.Window, endpoint: str) -> dict[str, Any]:
         start, end = window.as_strings()
         return {"account_id": account_id, "period_start": start, "period_end": end, "endpoint": endpoint}
 
+    def _fetch(
+        self,
+        requests: list[windows.UsageRequest],
+        get: Any,
+        endpoint: str,
+        metric: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The window's records, request by request, with a progress line per request.
+
+        ``get(from_date, to_date)`` performs one request; each request keeps only the records of
+        its own days, so records a server returns for a neighbouring day are never doubled.
+        """
+        started = time.monotonic()
+        kept = 0
+        for number, request in enumerate(requests, 1):
+            self.log.info(
+                "Request %d of %d: %s from=%s to=%s for [%s, %s) (%d records so far, %.1f s)",
+                number,
+                len(requests),
+                endpoint,
+                request.request_start,
+                request.request_end,
+                request.days.start,
+                request.days.end,
+                kept,
+                time.monotonic() - started,
+            )
+            for record in _in_window(get(request.request_start, request.request_end), request.days, endpoint, metric):
+                kept += 1
+                yield record
+        self.log.info("Fetched %d records in %d request(s) in %.1f s", kept, len(requests), time.monotonic() - started)
+
+    def _deliver(
+        self,
+        records: Iterable[dict[str, Any]],
+        target: tuple[DestinationTemplate, OutputSpec] | None,
+        landing: Landing,
+        window: windows.Window,
+        context: Any,
+    ) -> Any:
+        summary = self._summary(landing.account_id, window, landing.endpoint)
+        if target is None or not target[0].per_day:
+            return self._land(records, target, landing, window, summary, context)
+        template = target[0]
+        with DaySpool(records, _charge_day) as spool:
+            partitions = landing.write_days(spool, template, window)
+        self._written_uris = [part["uri"] for part in partitions if part["status"] != "unchanged"]
+        counts = {status: sum(part["status"] == status for part in partitions) for status in _STATUSES}
+        written = {
+            # The partitions' common pattern, {charge_date} left to fill.
+            "uri": template.render(landing.account_id, window),
+            "format": target[1].file_format,
+            "records": sum(part["records"] for part in partitions),
+            "bytes": sum(part["bytes"] for part in partitions),
+            **summary,
+            "partitions": partitions,
+        }
+        self.log.info(
+            "%d records (%d bytes, %s) in %d daily partition(s): %s",
+            written["records"],
+            written["bytes"],
+            written["format"],
+            len(partitions),
+            ", ".join(f"{count} {status}" for status, count in counts.items()),
+        )
+        # Asset events only for days whose data is new or changed: downstream DAGs scheduled on
+        # the asset run again only when there is something new to read.
+        fresh = [
+            {**part, **summary, "format": written["format"]} for part in partitions if part["status"] != "unchanged"
+        ]
+        self._report_outlets(context, fresh, written)
+        return written
+
+
+_STATUSES = ("new", "changed", "unchanged")
+
+
+def _whole_days(value: Any, parameter: str, example: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CloudflareInputError(parameter, f"{value!r} is not a whole number of days >= 0", f"Use {example}")
+    return value
+
+
+def _charge_day(record: dict[str, Any]) -> dt.date:
+    return record_tools.parse_timestamp(record[CHARGE_PERIOD_START]).date()
+
 
 class CloudflareUsageV2Operator(_UsageOperator):
     """v2 (FinOps FOCUS 1.3) usage of one account for a window (``GET /accounts/{id}/billable/usage``).
 
-    Windows longer than the API's 31 days are split into consecutive requests and merged; every
-    record kept has ``ChargePeriodStart`` inside ``[period_start, period_end)`` whatever the
-    server's reading of ``to``, and none appears twice.
+    The window is split into requests of at most 31 days under either reading of ``to`` and
+    merged; every record kept has ``ChargePeriodStart`` inside ``[period_start, period_end)``
+    whatever the server's reading of ``to``, and none appears twice.
 
     :param metric: keep only this billable metric (``x_BillableMetricId``); sent to the server and
         also enforced on the records. Templated.
@@ -267,34 +405,31 @@ class CloudflareUsageV2Operator(_UsageOperator):
         self.metric = metric
 
     def execute(self, context: Any) -> Any:
-        window = windows.resolve_window(self.period_start, self.period_end, context)
-        spec = self._output_spec()
+        window = self._window(context)
         metric = self.metric or None
         hook = self.get_hook()
         account_id = hook.resolve_account_id(self.account_id)
-        endpoint = f"/accounts/{account_id}/billable/usage"
+        target = self._usage_target(account_id, window)
+        endpoint = V2_USAGE.route.format(account_id=account_id)
+        requests = windows.plan_requests(window, V2_USAGE)
         # Every request is validated (connection, dates, metric) before the sink opens anything.
-        chunks = list(window.chunks(V2_MAX_SPAN_DAYS))
-        for chunk in chunks:
-            hook.check_v2_usage(account_id, chunk.start, chunk.end, metric)
+        for request in requests:
+            hook.check_v2_usage(account_id, request.request_start, request.request_end, metric)
         self.log.info(
             "Fetching v2 usage of account %s for [%s, %s) in %d request(s)%s",
             account_id,
             window.start,
             window.end,
-            len(chunks),
+            len(requests),
             f", metric {metric}" if metric else "",
         )
 
-        def fetch() -> Iterator[dict[str, Any]]:
-            with hook:
-                for chunk in chunks:
-                    fetched = hook.get_v2_usage(account_id, chunk.start, chunk.end, metric)
-                    yield from _in_window(fetched, chunk, endpoint, metric)
+        def get(start: dt.date, end: dt.date) -> Iterator[dict[str, Any]]:
+            return hook.get_v2_usage(account_id, start, end, metric)
 
-        return self._land(
-            fetch(), spec, source=self.source, summary=self._summary(account_id, window, endpoint), context=context
-        )
+        landing = self._landing(endpoint, account_id, self.source)
+        with hook:
+            return self._deliver(self._fetch(requests, get, endpoint, metric), target, landing, window, context)
 
 
 class CloudflarePaygoUsageOperator(_UsageOperator):
@@ -303,8 +438,10 @@ class CloudflarePaygoUsageOperator(_UsageOperator):
     Cloudflare has moved this endpoint: ``billable-usage`` (newest, the default),
     ``paygo-usage`` (v1 alpha) and ``billing/usage/paygo`` (beta). On the first two the server
     returns nothing unless the requested range contains the subscription's billing-cycle anchor
-    day; the operator reads the anchor from the path's info endpoint and starts the request at
-    the latest anchor day on or before ``period_start``, keeping only records inside the window.
+    day; the operator reads the anchor from the path's info endpoint and starts each request at
+    the latest anchor day on or before its first day, keeping only records inside the window.
+    Windows longer than the path's range limit (counted from that earlier start, under either
+    reading of ``to``) are split.
 
     :param paygo_path: which PayGo path; default the connection's ``extra.paygo_path``, else
         ``billable-usage``.
@@ -321,60 +458,58 @@ class CloudflarePaygoUsageOperator(_UsageOperator):
         self.paygo_path = paygo_path
 
     def execute(self, context: Any) -> Any:
-        window = windows.resolve_window(self.period_start, self.period_end, context)
-        spec = self._output_spec()
+        window = self._window(context)
         hook = self.get_hook()
         account_id = hook.resolve_account_id(self.account_id)
-        path = (self.paygo_path or hook.settings.paygo_path).strip("/")
-        if path not in PAYGO_PATHS:
-            raise CloudflareInputError(
-                "paygo_path", f"{path!r} is not a PayGo path", f"Use one of {', '.join(PAYGO_PATHS)}"
-            )
-        route = hook.paygo_endpoint(path)
-        endpoint = route.format(account_id=account_id)
-        source = PAYGO_SOURCES[path]
+        usage = hook.paygo_usage_endpoint(self.paygo_path or None)
+        target = self._usage_target(account_id, window)
+        endpoint = usage.route.format(account_id=account_id)
         try:
-            request_start = self._request_start(hook, account_id, path, window)
-            self.log.info(
-                "Fetching PayGo usage of account %s for [%s, %s) from %s (request from %s)",
-                account_id,
-                window.start,
-                window.end,
-                route,
-                request_start,
-            )
+            with hook:
+                requests = self._plan(hook, account_id, usage, window)
+                for request in requests:
+                    hook.check_paygo_usage(account_id, request.request_start, request.request_end, usage.name)
+                self.log.info(
+                    "Fetching PayGo usage of account %s for [%s, %s) from %s in %d request(s)",
+                    account_id,
+                    window.start,
+                    window.end,
+                    usage.route,
+                    len(requests),
+                )
 
-            def fetch() -> Iterator[dict[str, Any]]:
-                with hook:
-                    fetched = hook.get_paygo_usage(account_id, request_start, window.end, path)
-                    yield from _in_window(fetched, window, endpoint)
+                def get(start: dt.date, end: dt.date) -> Iterator[dict[str, Any]]:
+                    return hook.get_paygo_usage(account_id, start, end, usage.name)
 
-            return self._land(
-                fetch(), spec, source=source, summary=self._summary(account_id, window, endpoint), context=context
-            )
+                landing = self._landing(endpoint, account_id, usage.source)
+                return self._deliver(self._fetch(requests, get, endpoint), target, landing, window, context)
         except CloudflareNotFoundError as error:
             if 7003 not in error.codes:
                 raise
-            others = ", ".join(repr(other) for other in PAYGO_PATHS if other != path)
+            others = ", ".join(repr(other) for other in PAYGO_PATHS if other != usage.name)
             error.summary = (
-                f"Cloudflare has no PayGo route {route} for this account (code 7003). The PayGo endpoint has "
+                f"Cloudflare has no PayGo route {usage.route} for this account (code 7003). The PayGo endpoint has "
                 f"moved over time; set paygo_path to one of {others} (or extra.paygo_path on the connection)"
             )
             error.args = (error._render(),)
             raise
 
-    def _request_start(self, hook: CloudflareHook, account_id: str, path: str, window: windows.Window) -> dt.date:
-        if path not in windows.ANCHOR_RULE_PATHS:
-            return window.start
-        return windows.anchored_start(hook.get_paygo_usage_info(account_id, path), window.start)
+    def _plan(
+        self, hook: CloudflareHook, account_id: str, usage: UsageEndpoint, window: windows.Window
+    ) -> list[windows.UsageRequest]:
+        if not usage.anchor_rule:
+            return windows.plan_requests(window, usage)
+        info = hook.get_paygo_usage_info(account_id, usage.name)
+        return windows.plan_requests(window, usage, lambda day: windows.anchored_start(info, day))
 
 
 class CloudflareBillingProfileOperator(_CloudflareBillingOperator):
     """A snapshot of the account's billing profile (``GET /accounts/{id}/billing/profile``).
 
-    Personal and payment fields (``records.PROFILE_REDACTED_FIELDS``: names, emails, addresses,
-    telephone, VAT, card and payment details) are replaced by ``"[REDACTED]"`` unless
-    ``redact=False``; the profile is never logged either way. Without ``destination`` the XCom
+    Every non-null field outside the allow-list ``records.PROFILE_KEPT_FIELDS`` (fields known
+    not to be personal or payment data) is replaced by ``"[REDACTED]"``, nested values and
+    fields Cloudflare adds later included, unless ``redact=False``; the profile is never logged
+    either way. Without ``destination`` the XCom
     value is the profile itself.
 
     :param redact: redact personal and payment fields (default True).
@@ -389,9 +524,9 @@ class CloudflareBillingProfileOperator(_CloudflareBillingOperator):
         self.redact = redact
 
     def execute(self, context: Any) -> Any:
-        spec = self._output_spec()
         hook = self.get_hook()
         account_id = hook.resolve_account_id(self.account_id)
+        target = self._target(account_id, None, allow_per_day=False)
         endpoint = f"/accounts/{account_id}/billing/profile"
         with hook:
             profile = hook.get_billing_profile(account_id)
@@ -399,9 +534,9 @@ class CloudflareBillingProfileOperator(_CloudflareBillingOperator):
             profile = record_tools.redact_profile(profile)
         self.log.info("Fetched the billing profile of account %s (redacted: %s)", account_id, self.redact)
         summary = {"account_id": account_id, "period_start": None, "period_end": None, "endpoint": endpoint}
-        if spec is None:
+        if target is None:
             return record_tools.apply_key_style(profile, self.key_style)
-        return self._land([profile], spec, source=self.source, summary=summary, context=context)
+        return self._land([profile], target, self._landing(endpoint, account_id, self.source), None, summary, context)
 
 
 __all__ = [

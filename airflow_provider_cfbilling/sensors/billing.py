@@ -16,12 +16,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cfbilling import validation, windows
-from airflow_provider_cfbilling.exceptions import CloudflareAPIError, CloudflareInputError
+from airflow_provider_cfbilling.exceptions import (
+    CloudflareAPIError,
+    CloudflareAuthError,
+    CloudflareInputError,
+    CloudflareNotFoundError,
+    CloudflarePermanentError,
+    CloudflarePermissionError,
+    CloudflareRateLimitError,
+    CloudflareRequestError,
+    CloudflareServerError,
+    retryable_status,
+)
 from airflow_provider_cfbilling.get_provider_info import PAYGO_PATHS
 from airflow_provider_cfbilling.triggers.billing import (
     SOURCES,
     CloudflareUsageAvailableTrigger,
     count_records_on_day,
+    is_permanent,
     is_transient,
 )
 from airflow_provider_cfbilling.version_compat import (
@@ -37,6 +49,14 @@ if TYPE_CHECKING:
 
 # Without the anchor (its info endpoint failing), a range this long contains every anchor day.
 _ANCHOR_FALLBACK_DAYS = 30
+# The classes an error event of the trigger is raised as, by its ``error_type``.
+_PERMANENT_ERRORS: dict[str, type[CloudflarePermanentError]] = {
+    cls.__name__: cls
+    for cls in (CloudflareAuthError, CloudflarePermissionError, CloudflareNotFoundError, CloudflareRequestError)
+}
+_TRANSIENT_ERRORS: dict[str, type[CloudflareAPIError]] = {
+    cls.__name__: cls for cls in (CloudflareRateLimitError, CloudflareServerError)
+}
 
 
 @dataclass(frozen=True)
@@ -60,10 +80,16 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
     on or before ``day`` (read once per run from the path's info endpoint; if that fails
     transiently, 30 days before ``day``), still counting only the records of ``day``.
 
-    Bad credentials, missing permissions, unknown routes and bad parameters (HTTP 400/401/403/404)
-    fail the task at once. Rate limits and server errors are retried by the hook (honouring
-    ``Retry-After``); when its retries run out the check counts as "not yet" and the sensor asks
-    again after ``poke_interval`` (``poll_interval`` when deferred), until ``timeout``.
+    Bad credentials, missing permissions, unknown routes, bad parameters (HTTP 400/401/403/404) and
+    bad input fail the task at once and **without Airflow retries** (the errors are Airflow
+    ``AirflowFailException`` subclasses), in every mode, deferred too; with ``soft_fail=True`` (or
+    ``never_fail=True``) the task is skipped instead, as Airflow's sensors do with such errors.
+    Rate limits and server errors are retried by the hook (honouring ``Retry-After``); when its
+    retries run out the check counts as "not yet" and the sensor asks again after
+    ``poke_interval`` (``poll_interval`` when deferred), until ``timeout``. At ``timeout`` the task
+    fails with ``AirflowSensorTimeout`` (no Airflow retries, skipped with ``soft_fail``), unless the
+    last check itself failed that way: then it fails with that transient error
+    (``CloudflareServerError`` or ``CloudflareRateLimitError``), which Airflow's ``retries`` retry.
 
     The XCom return value is the number of records found on the day.
 
@@ -164,6 +190,8 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
         self._check: _Check | None = None
         self._from_date: dt.date | None = None
         self._records_found: int | None = None
+        # The transient error of the last check, if it failed (None after a check that got an answer).
+        self._last_error: CloudflareAPIError | None = None
 
     # ------------------------------------------------------------------ parameters
 
@@ -255,12 +283,14 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
         except CloudflareAPIError as error:
             if not is_transient(error):
                 raise
+            self._last_error = error
             self.log.warning(
                 "Usage check of %s failed after the hook's retries (%s); trying again at the next check",
                 check.day,
                 self.hook.redact(str(error)),
             )
             return False
+        self._last_error = None
         self._records_found = count
         what = f" of metric {check.metric}" if check.metric else ""
         self.log.info(
@@ -276,18 +306,60 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
     def poke(self, context: Any) -> bool:
         return self._available(self._prepare(context))
 
+    # ------------------------------------------------------------------ failing
+
+    def _skip_if_asked(self, error: BaseException) -> None:
+        """With ``soft_fail`` (or ``never_fail``), a permanent error skips the task instead of
+        failing it: what Airflow's sensors do with an ``AirflowFailException`` raised by ``poke``,
+        applied here to the errors raised outside it (checks before the first poke, the deferrable
+        mode's own check, the trigger's error event), so every mode behaves alike."""
+        for flag in ("soft_fail", "never_fail"):
+            if getattr(self, flag, False):
+                raise AirflowSkipException(f"{error} ({flag}: skipping)") from error
+
+    def _timed_out(self, message: str, last_error: CloudflareAPIError) -> CloudflareAPIError:
+        """The error for a timeout whose last check failed transiently: of that error's class, so it
+        is not an ``AirflowSensorTimeout`` and Airflow's retries apply."""
+        return type(last_error)(
+            f"{message}; the last check failed after the hook's retries: {self.hook.redact(last_error.summary)}",
+            status=last_error.status,
+            codes=last_error.codes,
+            messages=[self.hook.redact(text) for text in last_error.messages],
+            endpoint=last_error.endpoint,
+        )
+
+    def _poke_until_available(self, context: Any) -> Any:
+        """Airflow's poke loop (poke and reschedule modes), with the timeout made retryable when
+        the last check failed transiently."""
+        try:
+            super().execute(context)
+        except AirflowSensorTimeout as timeout:
+            if self._last_error is None or self._check is None:
+                raise
+            check = self._check
+            message = (
+                f"Usage of {check.day} for account {check.account_id} could not be checked before the sensor's "
+                f"timeout ({str(timeout).rstrip('.')})"
+            )
+            raise self._timed_out(message, self._last_error) from timeout
+        return self._records_found
+
     # ------------------------------------------------------------------ execution
 
     def execute(self, context: Any) -> Any:
         started = time.time()
-        self._check = self._from_date = self._records_found = None
+        self._check = self._from_date = self._records_found = self._last_error = None
         try:
             check = self._prepare(context)
             if not self.deferrable:
-                super().execute(context)
-                return self._records_found
+                return self._poke_until_available(context)
             if self._available(check):
                 return self._records_found
+        except (CloudflareAPIError, CloudflareInputError) as error:
+            # Airflow's poke loop already skipped on these with soft_fail; checks outside it did not.
+            if is_permanent(error):
+                self._skip_if_asked(error)
+            raise
         finally:
             if self._hook is not None:
                 self._hook.close()
@@ -320,8 +392,11 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> int:
         """Resumes after the trigger: the record count on success, else a clear task failure.
 
-        ``timeout`` raises ``AirflowSensorTimeout`` (``AirflowSkipException`` with ``soft_fail``);
-        ``error`` raises ``AirflowException`` with Cloudflare's status, codes and message.
+        ``timeout`` raises ``AirflowSensorTimeout`` (``AirflowSkipException`` with ``soft_fail``), or
+        the transient error of the last check when it failed (Airflow retries it). ``error`` raises
+        the permanent error the trigger met, as its own class (``CloudflareAuthError``, ...: no
+        Airflow retries; skipped with ``soft_fail``/``never_fail``), or ``AirflowException`` for an
+        unexpected error; each with Cloudflare's status, codes and message.
         """
         event = event or {}
         status = event.get("status")
@@ -338,13 +413,54 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
             message = str(event.get("message") or "The sensor timed out waiting for Cloudflare usage")
             if self.soft_fail:
                 raise AirflowSkipException(f"{message} (soft_fail: skipping)")
+            transient = _TRANSIENT_ERRORS.get(str(event.get("last_error_type")))
+            if transient is None and event.get("last_error_type"):
+                transient = CloudflareAPIError  # a retryable answer without its own class (408, 409, 200)
+            if transient is not None:
+                raise transient(message, status=event.get("last_http_status"))
             raise AirflowSensorTimeout(message)
         if status == "error":
-            detail = f"HTTP {event['http_status']}" if event.get("http_status") is not None else event.get("error_type")
-            raise AirflowException(
-                f"Waiting for Cloudflare usage of {event.get('day')} failed ({detail}): {event.get('message')}"
-            )
+            error = _error_from_event(event)
+            if is_permanent(error):
+                self._skip_if_asked(error)
+            raise error
         raise AirflowException(f"Unexpected event from CloudflareUsageAvailableTrigger: {event!r}")
+
+
+def _error_from_event(event: dict[str, Any]) -> Exception:
+    """The exception for the trigger's ``error`` event: the permanent error it met, of the same
+    class and message, or ``AirflowException`` for anything else (Airflow's retries apply)."""
+    error_type = str(event.get("error_type"))
+    http_status = event.get("http_status")
+    permanent = event.get("permanent")
+    if permanent is None:  # an event of a trigger from before the field existed
+        permanent = (
+            error_type in _PERMANENT_ERRORS
+            or error_type == CloudflareInputError.__name__
+            or (http_status is not None and not retryable_status(http_status))
+        )
+    context = f"Waiting for Cloudflare usage of {event.get('day')} failed"
+    if permanent and error_type == CloudflareInputError.__name__:
+        if event.get("parameter") is not None:
+            return CloudflareInputError(
+                str(event["parameter"]), str(event.get("problem")), f"{event.get('fix')} ({context})"
+            )
+        return CloudflareInputError("sensor", f"{context}: {event.get('message')}", "Fix the sensor's arguments")
+    if permanent:
+        error_class = _PERMANENT_ERRORS.get(error_type, CloudflareRequestError)
+        if event.get("summary") is None:  # an older trigger's event: its message is rendered already
+            error = error_class(f"{context}: {event.get('message')}")
+            error.status, error.codes = http_status, list(event.get("codes") or ())
+            return error
+        return error_class(
+            f"{context}: {event['summary']}",
+            status=http_status,
+            codes=event.get("codes") or (),
+            messages=event.get("messages") or (),
+            endpoint=str(event.get("endpoint") or ""),
+        )
+    detail = f"HTTP {http_status}" if http_status is not None else error_type
+    return AirflowException(f"{context} ({detail}): {event.get('message')}")
 
 
 __all__ = ["CloudflareUsageAvailableSensor"]

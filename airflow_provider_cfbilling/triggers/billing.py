@@ -1,9 +1,9 @@
 """The trigger that waits, in the triggerer, until a day's Cloudflare usage is available.
 
 It also holds what the sensor and the trigger share about availability: which errors are worth
-waiting out (:func:`is_transient`) and how records are counted (:func:`count_records_on_day`).
-HTTP, retries and ``Retry-After`` belong to the hook; this module only decides when to ask again
-and when to give up.
+waiting out (:func:`is_transient`, from the errors' own ``retryable``) and how records are counted
+(:func:`count_records_on_day`). HTTP, retries and ``Retry-After`` belong to the hook; this module
+only decides when to ask again and when to give up.
 """
 
 from __future__ import annotations
@@ -15,12 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from airflow_provider_cfbilling import records as record_tools
-from airflow_provider_cfbilling.exceptions import (
-    CloudflareAPIError,
-    CloudflareInputError,
-    CloudflareRateLimitError,
-    CloudflareServerError,
-)
+from airflow_provider_cfbilling.exceptions import CloudflareAPIError, CloudflareInputError
 from airflow_provider_cfbilling.version_compat import BaseTrigger, TriggerEvent
 
 CHARGE_PERIOD_START = record_tools.CHARGE_PERIOD_START
@@ -28,23 +23,24 @@ METRIC_ID = record_tools.METRIC_ID
 SOURCES = ("v2", "paygo")
 # The hook's constructor arguments that the sensor may pass through to the trigger.
 HOOK_SETTINGS = ("timeout", "max_retries", "retry_after_max", "backoff_base", "backoff_max")
-# HTTP statuses the hook retries; an error carrying one of them is never a reason to stop waiting.
-_TRANSIENT_STATUSES = frozenset({408, 409, 429})
 
 
-def is_transient(error: Exception) -> bool:
-    """Whether waiting (and asking again later) can cure ``error``.
+def is_transient(error: BaseException) -> bool:
+    """Whether waiting (and asking again later) can cure ``error``: the provider's errors say so
+    themselves (``retryable``).
 
-    Rate limits, 5xx, network errors, malformed bodies and a 200 with ``success: false`` are
-    transient. 3xx and 4xx answers (bad parameters, bad credentials, missing Billing Read, unknown
-    route) and bad input are permanent: no amount of waiting fixes them.
+    Rate limits, 5xx, 408/409, network errors, malformed bodies and a 200 with ``success: false``
+    are transient. 3xx and other 4xx answers (bad parameters, bad credentials, missing Billing
+    Read, unknown route) and bad input are permanent: no amount of waiting fixes them. Any other
+    exception (a bug, not an answer) is not transient either.
     """
-    if isinstance(error, (CloudflareRateLimitError, CloudflareServerError)):
-        return True
-    if isinstance(error, CloudflareAPIError):
-        status = error.status
-        return status is None or status in _TRANSIENT_STATUSES or not 300 <= status < 500
-    return False
+    return isinstance(error, CloudflareAPIError) and error.retryable
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether ``error`` is one of the provider's errors that no retry can cure (bad input, or an
+    answer that asking again will not change): the task must fail without Airflow retries."""
+    return isinstance(error, (CloudflareAPIError, CloudflareInputError)) and not error.retryable
 
 
 def count_records_on_day(records: Iterable[dict[str, Any]], day: dt.date, metric: str | None = None) -> int:
@@ -72,19 +68,36 @@ def count_records_on_day(records: Iterable[dict[str, Any]], day: dt.date, metric
 
 
 def error_event_payload(
-    error: Exception, *, day: str, account_id: str, redact: Callable[[str], str] = str
+    error: BaseException, *, day: str, account_id: str, redact: Callable[[str], str] = str
 ) -> dict[str, Any]:
-    """The small ``error`` event for ``error``; ``redact`` removes the connection's credentials."""
-    api_error = error if isinstance(error, CloudflareAPIError) else None
-    return {
+    """The small ``error`` event for ``error``; ``redact`` removes the connection's credentials.
+
+    ``permanent`` tells the sensor to fail without Airflow retries. The error's parts come along
+    (redacted) so the sensor can raise the same exception class with the same message: an API
+    error's ``summary``, ``messages`` and ``endpoint``; bad input's ``parameter``, ``problem`` and
+    ``fix``.
+    """
+    payload: dict[str, Any] = {
         "status": "error",
         "message": redact(str(error)),
-        "http_status": api_error.status if api_error else None,
-        "codes": list(api_error.codes) if api_error else [],
+        "http_status": None,
+        "codes": [],
         "error_type": type(error).__name__,
+        "permanent": is_permanent(error),
         "day": day,
         "account_id": account_id,
     }
+    if isinstance(error, CloudflareAPIError):
+        payload.update(
+            http_status=error.status,
+            codes=list(error.codes),
+            summary=redact(error.summary),
+            messages=[redact(message) for message in error.messages],
+            endpoint=redact(error.endpoint),
+        )
+    elif isinstance(error, CloudflareInputError):
+        payload.update(parameter=error.parameter, problem=redact(error.problem), fix=redact(error.fix))
+    return payload
 
 
 class CloudflareUsageAvailableTrigger(BaseTrigger):
@@ -92,17 +105,24 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
 
     Each poll is one request through :class:`~airflow_provider_cfbilling.hooks.cloudflare.CloudflareHook`'s
     async methods, so 429 (honouring ``Retry-After``), 5xx and network errors are retried with
-    backoff there. When the hook gives up on a transient error the trigger logs it and polls again
-    after ``poll_interval``; a permanent error (400/401/403/404, bad input) ends it at once. A poll
-    in flight never outlives ``end_time``.
+    backoff there. When the hook gives up on a transient error (the error's ``retryable``) the
+    trigger logs it and polls again after ``poll_interval``; a permanent error (400/401/403/404,
+    bad input) ends it at once. A poll in flight never outlives ``end_time``. The trigger never
+    raises: an exception escaping ``run()`` would reach the task only as Airflow's generic
+    "Trigger failure" (``TaskDeferralError``, retried like any failure), without its class.
 
     The one event it yields is a small JSON object:
 
     - ``{"status": "success", "records": n, "day": "YYYY-MM-DD", "account_id": ...}``
     - ``{"status": "error", "message": ..., "http_status": int | None, "codes": [int], "error_type": ...,
-      "day": ..., "account_id": ...}``
-    - ``{"status": "timeout", "message": ..., "records": n | None, "last_error": str | None, "day": ...,
-      "account_id": ...}``, once ``time.time() >= end_time``.
+      "permanent": bool, "day": ..., "account_id": ..., ...}`` (see :func:`error_event_payload`):
+      ``permanent`` is true for the provider's non-retryable errors, false for unexpected ones.
+    - ``{"status": "timeout", "message": ..., "records": n | None, "last_error": str | None,
+      "last_error_type": str | None, "last_http_status": int | None, "day": ..., "account_id": ...}``,
+      once ``time.time() >= end_time``. ``last_error`` says why the last check got no answer, if
+      it got none; ``last_error_type`` is set when that is a transient failure: the last check failed
+      past the hook's retries, or it was cut short by the deadline and no check ever got an answer.
+      The sensor then fails with that transient error, so that Airflow retries it.
 
     :param account_id: the account (32 hexadecimal characters), already resolved.
     :param day: the UTC day, ``YYYY-MM-DD``.
@@ -209,6 +229,8 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
         polls = 0
         last_count: int | None = None
         last_error: str | None = None
+        last_error_type: str | None = None
+        last_http_status: int | None = None
         if self.first_poll_delay > 0:
             await asyncio.sleep(max(0.0, min(self.first_poll_delay, self.end_time - time.time())))
         while True:
@@ -221,14 +243,23 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
                 count = await asyncio.wait_for(self._count(hook), timeout=remaining)
             except asyncio.TimeoutError:
                 last_error = last_error or "the last check was still retrying at the deadline"
+                if last_count is None:  # no check ever got an answer: as transient as the errors before
+                    last_error_type = last_error_type or "CloudflareServerError"
                 break
             except Exception as error:
                 if not is_transient(error):
                     payload = error_event_payload(error, day=self.day, account_id=self.account_id, redact=hook.redact)
-                    self.log.error("Usage check of %s failed and will not be retried: %s", self.day, payload["message"])
+                    self.log.error(
+                        "Usage check of %s failed and will not be retried%s: %s",
+                        self.day,
+                        "" if payload["permanent"] else " (unexpected error)",
+                        payload["message"],
+                    )
                     yield TriggerEvent(payload)
                     return
                 last_error = hook.redact(str(error))
+                last_error_type = type(error).__name__
+                last_http_status = error.status if isinstance(error, CloudflareAPIError) else None
                 self.log.warning(
                     "Usage check %d of %s failed after the hook's retries (%s); polling again in %g s",
                     polls,
@@ -237,7 +268,7 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
                     self.poll_interval,
                 )
             else:
-                last_count, last_error = count, None
+                last_count, last_error, last_error_type, last_http_status = count, None, None, None
                 if count >= self.min_records:
                     self.log.info("Usage of %s is available: %d record(s) after %d check(s)", self.day, count, polls)
                     yield self._event({"status": "success", "records": count})
@@ -255,11 +286,22 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
             f"{'no successful check' if last_count is None else f'{last_count} of {self.min_records} record(s)'}"
             f" after {polls} check(s)" + (f"; last error: {last_error}" if last_error else "")
         )
-        yield self._event({"status": "timeout", "message": message, "records": last_count, "last_error": last_error})
+        yield self._event(
+            {
+                "status": "timeout",
+                "message": message,
+                "records": last_count,
+                "last_error": last_error,
+                "last_error_type": last_error_type,
+                "last_http_status": last_http_status,
+            }
+        )
 
 
 __all__ = [
     "CloudflareUsageAvailableTrigger",
     "count_records_on_day",
+    "error_event_payload",
+    "is_permanent",
     "is_transient",
 ]

@@ -11,6 +11,7 @@ from airflow_provider_cfbilling.operators.billing import (
     CloudflarePaygoUsageOperator,
     CloudflareUsageV2Operator,
 )
+from airflow_provider_cfbilling.version_compat import CronDataIntervalTimetable
 from airflow_provider_cfbilling.version_compat import OutletAsset as Asset
 from airflow_provider_cfbilling.version_compat import OutletAssetAlias as AssetAlias
 
@@ -61,3 +62,37 @@ with DAG("cf_v2_lineage", schedule=None, start_date=START, catchup=False, tags=[
 
 with DAG("cf_downstream_of_usage", schedule=[AssetAlias("cloudflare_usage_v2")], start_date=START, catchup=False):
     EmptyOperator(task_id="consume")
+
+# Daily at local midnight in non-UTC timezones (DST days included) and hourly: the default window
+# is the set of UTC days whose midnight lies in the data interval.
+for dag_id, cron, timezone in (
+    ("cf_v2_daily_london", "0 0 * * *", "Europe/London"),
+    ("cf_v2_daily_tokyo", "0 0 * * *", "Asia/Tokyo"),
+    ("cf_v2_hourly_utc", "0 * * * *", "UTC"),
+):
+    with DAG(
+        dag_id,
+        schedule=CronDataIntervalTimetable(cron, timezone=timezone),
+        start_date=pendulum.datetime(2024, 1, 1, tz=timezone),
+        catchup=False,
+        tags=["test"],
+    ):
+        CloudflareUsageV2Operator(
+            task_id="usage",
+            destination=conf("root") + "/account_id={account_id}/charge_date={charge_date}/usage.jsonl",
+        )
+
+# A daily DAG with a 3-day look-back whose partitions are an asset alias's events.
+with DAG(
+    "cf_v2_lookback",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=START,
+    catchup=False,
+    tags=["test"],
+):
+    CloudflareUsageV2Operator(
+        task_id="usage",
+        destination=conf("root") + "/account_id={account_id}/charge_date={charge_date}/usage.jsonl",
+        lookback_days=3,
+        outlets=[AssetAlias("cloudflare_usage_v2_lookback")],
+    )

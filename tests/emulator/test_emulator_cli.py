@@ -14,14 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import BEARER, usage_path
+from emulator_helpers import ACCOUNT, BEARER, FROZEN, usage_path
 
-from airflow_provider_cfbilling.emulator import DEFAULT_TOKEN
+from airflow_provider_cfbilling.emulator import DEFAULT_TOKEN, Emulator
 from airflow_provider_cfbilling.emulator.cli import (
     READY_LINE,
     build_emulator,
     build_parser,
     command,
+    main,
     wait_for_ready_line,
 )
 
@@ -177,3 +178,58 @@ def test_ready_line_reader_skips_other_lines_and_reports_eof_and_timeout() -> No
     finally:
         writer.close()
         reader.close()
+
+
+def test_cli_restates_days_and_shuffles_records() -> None:
+    proc = start(
+        "--port",
+        "0",
+        "--clock",
+        "2026-01-10T12:00:00Z",
+        "--restate",
+        f"{ACCOUNT}:2026-01-05:1.5:2",
+        "--restate",
+        f"{ACCOUNT}:2026-01-05::1",
+        "--shuffle-records",
+    )
+    try:
+        match = READY.match(read_line(proc))
+        assert match
+        base_url = match.group(1)
+        control = base_url.replace("/client/v4", "/__emulator__")
+        assert httpx.get(f"{control}/restate").json() == {
+            "restatements": [
+                {"account_id": ACCOUNT, "day": "2026-01-05", "factor": 1.65, "corrections": 3, "revisions": 2}
+            ]
+        }
+        assert httpx.get(f"{control}/config").json()["shuffle_records"] is True
+        reference = Emulator(clock=FROZEN)
+        reference.restate(ACCOUNT, "2026-01-05", factor=1.5, corrections=2)
+        reference.restate(ACCOUNT, "2026-01-05", corrections=1)
+        expected = reference.expected_records(ACCOUNT, "2026-01-05")
+        with httpx.Client(base_url=base_url, headers=BEARER, timeout=10) as http:
+            served = http.get(usage_path("v2"), params={"from": "2026-01-05", "to": "2026-01-06"}).json()["result"]
+        assert served != expected  # shuffled
+        assert sorted(map(json.dumps, served)) == sorted(map(json.dumps, expected))
+        expected_via_control = httpx.get(f"{control}/expected", params={"account_id": ACCOUNT, "day": "2026-01-05"})
+        assert expected_via_control.json() == expected  # canonical order
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nope:2026-01-05", "32 lowercase hex"),
+        (f"{ACCOUNT}:2026-02-30", "not a valid calendar date"),
+        (f"{ACCOUNT}:2026-01-05:-1", "positive"),
+        (f"{ACCOUNT}", "ACCOUNT:DAY[:FACTOR[:CORRECTIONS]]"),
+        (f"{ACCOUNT}:2026-01-05:1:0", "change something"),
+    ],
+)
+def test_cli_rejects_bad_restatements(spec: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--restate", spec])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

@@ -111,3 +111,69 @@ def test_unknown_control_path(control: httpx.Client) -> None:
     response = control.get("/nothing-here")
     assert response.status_code == 404
     assert "error" in response.json()
+
+
+def test_restate(emu: Emulator, control: httpx.Client, client: httpx.Client) -> None:
+    window = {"from": "2026-01-05", "to": "2026-01-06"}
+    original = client.get(usage_path("v2"), params=window).content
+    body = {"account_id": ACCOUNT, "day": "2026-01-05", "factor": 1.5, "corrections": 2}
+    answer = control.post("/restate", json=body)
+    assert answer.status_code == 200
+    listed = [{**body, "revisions": 1}]
+    assert answer.json() == {"restatements": listed}
+    assert control.get("/restate").json() == {"restatements": listed}
+    assert emu.restatements == listed
+
+    served = client.get(usage_path("v2"), params=window).json()["result"]
+    assert len([r for r in served if r["ChargeClass"] == "Correction"]) >= 2
+    assert control.get("/expected", params={"account_id": ACCOUNT, "day": "2026-01-05"}).json() == served
+
+    # A spec string and a list work too; the same day again stacks.
+    specs = [f"{ACCOUNT}:2026-01-05:2:0", {"account_id": ACCOUNT, "day": "2026-01-06"}]
+    restated = control.post("/restate", json=specs).json()["restatements"]
+    assert [(r["day"], r["factor"], r["corrections"], r["revisions"]) for r in restated] == [
+        ("2026-01-05", 3.0, 2, 2),
+        ("2026-01-06", 1.1, 1, 1),
+    ]
+    assert control.post("/restate", json=f"{ACCOUNT}:2026-01-07").status_code == 200
+
+    cleared = control.delete("/restate", params={"day": "2026-01-06"}).json()
+    assert cleared["cleared"] == 1 and [r["day"] for r in cleared["restatements"]] == ["2026-01-05", "2026-01-07"]
+    assert control.delete("/restate").json() == {"cleared": 2, "restatements": []}
+    assert client.get(usage_path("v2"), params=window).content == original
+
+    control.post("/restate", json=body)
+    control.post("/reset")
+    assert control.get("/restate").json() == {"restatements": []}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"account_id": "acme", "day": "2026-01-05"}, "account_id must be 32 lowercase hex characters"),
+        ({"account_id": ACCOUNT, "day": "2026-13-01"}, "not a valid calendar date"),
+        ({"account_id": ACCOUNT, "day": "2026-01-05T00:00:00Z"}, "YYYY-MM-DD"),
+        ({"account_id": ACCOUNT, "day": "2026-01-05", "factor": -2}, "factor must be a positive number"),
+        ({"account_id": ACCOUNT, "day": "2026-01-05", "factor": "big"}, "factor must be a number"),
+        ({"account_id": ACCOUNT, "day": "2026-01-05", "corrections": -1}, "corrections must be a whole number"),
+        ({"account_id": ACCOUNT, "day": "2026-01-05", "factor": 1, "corrections": 0}, "must change something"),
+        ({"account_id": ACCOUNT, "day": "2026-01-05", "scale": 2}, "unknown restatement fields"),
+        ({"day": "2026-01-05"}, "needs 'account_id'"),
+        ([ACCOUNT + ":2026-01-05", "nope:2026-01-05"], "32 lowercase hex"),
+        (42, "send"),
+    ],
+)
+def test_restate_rejects_bad_input(emu: Emulator, control: httpx.Client, body: object, message: str) -> None:
+    response = control.post("/restate", json=body)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert emu.restatements == []  # nothing applied, not even the valid part of a list
+    assert control.delete("/restate", params={"account_id": "acme"}).status_code == 400
+
+
+def test_config_switches_shuffle_records(emu: Emulator, control: httpx.Client) -> None:
+    assert control.get("/config").json()["shuffle_records"] is False
+    assert control.post("/config", json={"shuffle_records": True}).json()["shuffle_records"] is True
+    assert emu.shuffle_records is True
+    control.post("/reset")
+    assert emu.shuffle_records is False

@@ -42,6 +42,25 @@ def test_v2_range_is_at_most_31_days(client: httpx.Client) -> None:
     assert_bad_request(client.get(usage_path("v2"), params={"from": "2025-12-01", "to": "2026-01-02"}), "31 days")
 
 
+def test_range_limits_are_counted_the_way_to_is_read(emu: Emulator, client: httpx.Client) -> None:
+    # Read inclusively, a calendar month from=05-01&to=06-01 covers 32 days: over the limit.
+    emu.configure(to_inclusive=True)
+    assert_bad_request(client.get(usage_path("v2"), params={"from": "2025-05-01", "to": "2025-06-01"}), "32 days")
+    assert client.get(usage_path("v2"), params={"from": "2025-05-01", "to": "2025-05-31"}).status_code == 200
+    # The beta PayGo path documents 62 days; the others are held to a year (366 days).
+    assert_bad_request(client.get(usage_path("paygo"), params={"from": "2025-01-01", "to": "2025-03-04"}), "62 days")
+    assert client.get(usage_path("paygo"), params={"from": "2025-01-01", "to": "2025-03-03"}).status_code == 200
+    for route in ("paygo-usage", "billable-usage"):
+        params = {"from": "2024-01-01", "to": "2024-12-31"}
+        assert client.get(usage_path(route), params=params).status_code == 200
+        assert_bad_request(client.get(usage_path(route), params={"from": "2024-01-01", "to": "2025-01-01"}), "366")
+    emu.configure(to_inclusive=False)
+    assert client.get(usage_path("v2"), params={"from": "2025-05-01", "to": "2025-06-01"}).status_code == 200
+    assert (
+        client.get(usage_path("billable-usage"), params={"from": "2024-01-01", "to": "2025-01-01"}).status_code == 200
+    )
+
+
 @pytest.mark.parametrize("route", ["v2", "paygo", "paygo-usage", "billable-usage"])
 def test_from_after_to_is_rejected(client: httpx.Client, route: str) -> None:
     assert_bad_request(client.get(usage_path(route), params={"from": "2026-01-05", "to": "2026-01-04"}))

@@ -61,7 +61,11 @@ def test_demo_runs_the_daily_dag_with_airflow_and_prints_the_usage_table(tmp_pat
 
     day = dt.date(2025, 6, 18)
     landed = workdir / "lake" / "usage_v2" / f"account_id={DEFAULT_ACCOUNT_ID}" / f"charge_date={day}" / "usage.jsonl"
-    assert sorted(path for path in (workdir / "lake").rglob("*") if path.is_file()) == [landed]
+    # The day and the 7 before it (the daily example's look-back), each with its manifest.
+    files = sorted(path for path in (workdir / "lake").rglob("*") if path.is_file())
+    objects = [path for path in files if not path.name.endswith(".manifest.json")]
+    assert landed in objects and len(objects) == 8
+    assert files == sorted([*objects, *(path.parent / f"_{path.name}.manifest.json" for path in objects)])
     assert str(landed) in out
     # The same data the emulator serves for that day (the demo's emulator: seed 0, day published).
     with Emulator(seed=0, clock=dt.datetime(2025, 6, 19, 12, tzinfo=dt.timezone.utc)) as emulator:

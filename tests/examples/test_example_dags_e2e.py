@@ -24,6 +24,7 @@ from airflow_provider_cfbilling.sinks import read_records
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_db", "cloudflare_conn")]
 
 ONE_DAY = dt.timedelta(days=1)
+LOOKBACK = 7  # the daily example's lookback_days
 OTHER_ACCOUNT = "0123456789abcdef0123456789abcdef"
 UNREACHABLE_ACCOUNT = "fedcba9876543210fedcba9876543210"
 
@@ -48,49 +49,85 @@ def files_under(root: Path) -> list[Path]:
     return sorted(path for path in root.rglob("*") if path.is_file())
 
 
-def test_daily_dag_waits_lands_the_day_and_reports(emulator: Any, lake: Path, capfd: pytest.CaptureFixture[str]):
+def with_manifests(paths: list[Path]) -> list[Path]:
+    """The objects and their manifests (``_<name>.manifest.json`` next to each), sorted."""
+    return sorted([*paths, *(path.parent / f"_{path.name}.manifest.json" for path in paths)])
+
+
+def days_until(day: dt.date, lookback: int = LOOKBACK) -> list[dt.date]:
+    return [day - ONE_DAY * offset for offset in range(lookback, -1, -1)]
+
+
+def test_daily_dag_waits_lands_the_day_and_its_look_back_and_reports(
+    emulator: Any, lake: Path, capfd: pytest.CaptureFixture[str]
+):
     day = dt.date(2025, 6, 18)
     run = run_dag("cloudflare_usage_daily", logical_date=run_date(day), example=True)
     assert task_states(run) == {"wait_for_usage": "success", "land_usage": "success", "report": "success"}
 
+    days = days_until(day)
+    landed = [partition(lake, DEFAULT_ACCOUNT_ID, each) for each in days]
+    assert files_under(lake) == with_manifests(landed)
+    for each, path in zip(days, landed, strict=True):
+        assert read_records(uri(path)) == emulator.expected_records(DEFAULT_ACCOUNT_ID, each)
     want = emulator.expected_records(DEFAULT_ACCOUNT_ID, day)
-    landed = partition(lake, DEFAULT_ACCOUNT_ID, day)
-    assert files_under(lake) == [landed]
-    assert read_records(uri(landed)) == want
     assert xcom(run, "wait_for_usage") == len(want)
     summary = xcom(run, "land_usage")
-    assert summary["uri"] == uri(landed)
-    # The partition's name is the window the operator used.
-    assert (summary["period_start"], summary["period_end"]) == (str(day), str(day + ONE_DAY))
-    assert (summary["records"], summary["bytes"]) == (len(want), landed.stat().st_size)
-    assert f"Landed {len(want)} records ({landed.stat().st_size} bytes, jsonl)" in capfd.readouterr().out
-    # The one v2 request of the sensor and the one of the operator, both for that day alone.
+    assert [(part["charge_date"], part["uri"], part["status"]) for part in summary["partitions"]] == [
+        (str(each), uri(path), "new") for each, path in zip(days, landed, strict=True)
+    ]
+    # The partitions' names are the window the operator used: the day and the 7 before it.
+    assert (summary["period_start"], summary["period_end"]) == (str(days[0]), str(day + ONE_DAY))
+    assert summary["bytes"] == sum(path.stat().st_size for path in landed)
+    output = capfd.readouterr().out
+    assert f"Landed {summary['records']} records ({summary['bytes']} bytes, jsonl)" in output
+    assert f"{day}: new, {len(want)} records at {uri(landed[-1])}" in output
+    # The sensor's one request for that day, and the operator's one for the whole look-back.
     assert [entry["query"] for entry in emulator.request_log if entry["route"] == "v2"] == [
-        {"from": [str(day)], "to": [str(day + ONE_DAY)]}
-    ] * 2
+        {"from": [str(day)], "to": [str(day + ONE_DAY)]},
+        {"from": [str(days[0])], "to": [str(day + ONE_DAY)]},
+    ]
 
 
-def test_daily_dag_backfill_lands_each_day_once_and_a_rerun_rewrites_identical_bytes(emulator: Any, lake: Path):
+def test_daily_dag_backfill_lands_each_day_once_and_a_rerun_touches_nothing(emulator: Any, lake: Path):
     days = [dt.date(2025, 6, 15) + dt.timedelta(days=offset) for offset in range(4)]
     for day in days:
         assert set(
             task_states(run_dag("cloudflare_usage_daily", logical_date=run_date(day), example=True)).values()
         ) == {"success"}
-    partitions = [partition(lake, DEFAULT_ACCOUNT_ID, day) for day in days]
-    assert files_under(lake) == partitions  # one object per day, nothing else
-    for day, path in zip(days, partitions, strict=True):
+    covered = days_until(days[0])[:-1] + days
+    partitions = [partition(lake, DEFAULT_ACCOUNT_ID, day) for day in covered]
+    assert files_under(lake) == with_manifests(partitions)  # one object per day, nothing else
+    for day, path in zip(covered, partitions, strict=True):
         want = emulator.expected_records(DEFAULT_ACCOUNT_ID, day)
         got = read_records(uri(path))
         assert got == want, day  # none missing, none twice, none from another day
         assert {record["ChargePeriodStart"] for record in got} == {f"{day}T00:00:00Z"}
 
-    rerun = partitions[1]
-    before, inode = rerun.read_bytes(), rerun.stat().st_ino
+    before = {path: (path.read_bytes(), path.stat().st_ino, path.stat().st_mtime_ns) for path in files_under(lake)}
     run = run_dag("cloudflare_usage_daily", logical_date=run_date(days[1]), example=True)
     assert set(task_states(run).values()) == {"success"}
-    assert rerun.stat().st_ino != inode  # really written again (an atomic replace: a new file)
-    assert rerun.read_bytes() == before
-    assert files_under(lake) == partitions
+    assert {part["status"] for part in xcom(run, "land_usage")["partitions"]} == {"unchanged"}
+    after = {path: (path.read_bytes(), path.stat().st_ino, path.stat().st_mtime_ns) for path in files_under(lake)}
+    assert after == before  # nothing rewritten: same bytes, same files
+
+
+def test_daily_dag_rewrites_a_restated_day_within_its_look_back(emulator: Any, lake: Path):
+    day = dt.date(2025, 6, 18)
+    assert set(task_states(run_dag("cloudflare_usage_daily", logical_date=run_date(day), example=True)).values()) == {
+        "success"
+    }
+    restated = day - ONE_DAY * 3
+    emulator.restate(DEFAULT_ACCOUNT_ID, restated, factor=1.2, corrections=1)
+    run = run_dag("cloudflare_usage_daily", logical_date=run_date(day + ONE_DAY), example=True)
+    statuses = {part["charge_date"]: part["status"] for part in xcom(run, "land_usage")["partitions"]}
+    assert statuses[str(restated)] == "changed"
+    assert statuses[str(day + ONE_DAY)] == "new"
+    assert {
+        status for charge_date, status in statuses.items() if charge_date not in (str(restated), str(day + ONE_DAY))
+    } == {"unchanged"}
+    path = partition(lake, DEFAULT_ACCOUNT_ID, restated)
+    assert read_records(uri(path)) == emulator.expected_records(DEFAULT_ACCOUNT_ID, restated)
 
 
 def test_paygo_dag_lands_the_billing_period_to_date(emulator: Any, lake: Path):
@@ -103,7 +140,7 @@ def test_paygo_dag_lands_the_billing_period_to_date(emulator: Any, lake: Path):
     landed = (
         lake / "paygo" / f"account_id={DEFAULT_ACCOUNT_ID}" / f"billing_period_start={period_start}" / "usage.jsonl"
     )
-    assert files_under(lake) == [landed]
+    assert files_under(lake) == with_manifests([landed])
     want = [
         record
         for offset in range((day + ONE_DAY - period_start).days)
@@ -123,7 +160,7 @@ def test_profile_dag_lands_a_redacted_snapshot(emulator: Any, lake: Path):
     due = getattr(run, "run_after", None) or run.data_interval_end  # Airflow 2 runs have no run_after
     snapshot_date = due.astimezone(dt.timezone.utc).date()
     landed = lake / "billing_profile" / f"account_id={DEFAULT_ACCOUNT_ID}" / f"snapshot_date={snapshot_date}"
-    assert files_under(lake) == [landed / "profile.jsonl"]
+    assert files_under(lake) == with_manifests([landed / "profile.jsonl"])
     (profile,) = read_records(uri(landed / "profile.jsonl"))
     present = [field for field in PROFILE_REDACTED_FIELDS if profile.get(field) is not None]
     assert present and all(profile[field] == REDACTED for field in present)
@@ -162,7 +199,9 @@ def test_many_accounts_one_failing_account_does_not_stop_the_others(
     for account_id in (DEFAULT_ACCOUNT_ID, OTHER_ACCOUNT):
         landed = partition(lake, account_id, day)
         assert read_records(uri(landed)) == emulator.expected_records(account_id, day)
-    assert files_under(lake) == sorted(partition(lake, account, day) for account in (DEFAULT_ACCOUNT_ID, OTHER_ACCOUNT))
+    assert files_under(lake) == with_manifests(
+        [partition(lake, account, day) for account in (DEFAULT_ACCOUNT_ID, OTHER_ACCOUNT)]
+    )
     assert [entry["status"] for entry in emulator.request_log if entry["route"] == "v2"].count(403) == 1
     output = capfd.readouterr().out
     assert f"{UNREACHABLE_ACCOUNT}: FAILED" in output

@@ -12,6 +12,7 @@ import pytest
 from harness import EXAMPLE_DAGS, dag_bag, scheduler_dag
 
 from airflow_provider_cfbilling import windows
+from airflow_provider_cfbilling.partitions import parse_destination
 from airflow_provider_cfbilling.version_compat import AIRFLOW_V_3_0_PLUS
 
 EXPECTED_TASKS = {
@@ -45,7 +46,8 @@ def test_parsing_makes_no_request(emulator: Any, cloudflare_conn: dict[str, Any]
     # Variables and connections stay templates until a task runs.
     daily = bag.dags["cloudflare_usage_daily"].task_dict["land_usage"]
     assert "{{ var.value.get('cloudflare_lake_root'" in daily.destination
-    assert "{{ conn.cloudflare_default" in daily.destination
+    # The account and the day are placeholders the operator fills from the window it fetched.
+    assert "/account_id={account_id}/charge_date={charge_date}/" in daily.destination
 
 
 def test_the_many_accounts_dag_maps_one_task_per_account_inside_the_pool(bag: Any) -> None:
@@ -95,17 +97,18 @@ def test_scheduled_and_backfill_runs_each_land_their_own_day_under_its_own_name(
             "data_interval_end": info.data_interval.end,
             "logical_date": info.logical_date,
         }
-        window = windows.resolve_window(
-            render(field(land, "period_start"), dag, **context),
-            render(field(land, "period_end"), dag, **context),
-            context,
-        )
+        # The operators' default window: no explicit one, so the name cannot disagree with it.
+        explicit = land.partial_kwargs if is_mapped(land) else vars(land)
+        assert explicit.get("period_start") is None and explicit.get("period_end") is None
+        window = windows.resolve_window(None, None, context)
         assert window == windows.Window(day, day + dt.timedelta(days=1))
-        # The operator's own default (no explicit window) agrees too.
-        assert windows.resolve_window(None, None, context) == window
-        destination = render(field(land, "destination"), dag, task=SimpleNamespace(account_id="0" * 32), **context)
-        assert f"/charge_date={day}/usage.jsonl" in destination
-        assert render(dag.task_dict["wait_for_usage"].day, dag, **context) == day.isoformat()
+        # The partition is named by the operator from that window, after Jinja.
+        template = parse_destination(render(field(land, "destination"), dag, **context))
+        assert template.per_day
+        destination = template.render("0" * 32, window, window.start)
+        assert f"/account_id={'0' * 32}/charge_date={day}/usage.jsonl" in destination
+        assert dag.task_dict["wait_for_usage"].day is None
+        assert windows.resolve_day(None, context) == day
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="on Airflow 2 '@daily' has one-day data intervals")

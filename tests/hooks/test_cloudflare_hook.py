@@ -371,6 +371,8 @@ def test_small_bodies_are_parsed_once(monkeypatch):
         ({"to_date": "2025-01-01"}, "from_date", "together"),
         ({"from_date": "2025-01-10", "to_date": "2025-01-01"}, "to_date", "before"),
         ({"from_date": "2025-01-01", "to_date": "2025-02-02"}, "to_date", "32 days"),
+        # 31 days apart covers 32 days if the server reads `to` inclusively: refused too.
+        ({"from_date": "2025-05-01", "to_date": "2025-06-01"}, "to_date", "covers 32 days"),
         (
             {"from_date": "2025-01-01", "to_date": "2025-01-02", "metric": "two words"},
             "metric",
@@ -515,9 +517,15 @@ def test_the_client_is_reused():
 
 
 # ---------------------------------------------------------------- test_connection
+# The full matrix (token kinds, missing account, Billing Read, secrets) runs against the emulator in
+# test_connection_check.py; these pin the exact requests and an answer the emulator does not give.
+
+INFO_PATH = f"/client/v4/accounts/{ACCOUNT}/billable-usage/info"
 
 
-def verify_handler(user_status: int, account_status: int, token_status: str = "active"):
+def verify_handler(
+    user_status: int, account_status: int, token_status: str = "active", billing: tuple[int, int] | None = None
+):
     def handle(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/user/tokens/verify"):
             if user_status != 200:
@@ -527,6 +535,10 @@ def verify_handler(user_status: int, account_status: int, token_status: str = "a
             if account_status != 200:
                 return failure(account_status, 1000, "Invalid API Token")
             return ok({"id": "t", "status": token_status})
+        if request.url.path == INFO_PATH:
+            if billing is not None:
+                return failure(billing[0], billing[1], "Unauthorized to access requested resource")
+            return ok({"covered": True, "subscriptions": []})
         if request.url.path.endswith(f"/accounts/{ACCOUNT}"):
             return ok({"id": ACCOUNT, "name": "Acme"})
         return failure(404, 7003, "No route for the URI")
@@ -536,33 +548,53 @@ def verify_handler(user_status: int, account_status: int, token_status: str = "a
 
 def test_test_connection_user_token():
     recorder = Recorder(verify_handler(200, 401))
-    assert make_hook(recorder).test_connection() == (True, "User-owned API token is active")
+    success, message = make_hook(recorder).test_connection()
+    assert success, message
+    assert message.startswith("All checks passed: credentials: user-owned API token is active")
+    assert [r.url.path for r in recorder.requests] == ["/client/v4/user/tokens/verify", INFO_PATH]
+    assert all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in recorder.requests)
 
 
 def test_test_connection_account_token():
     recorder = Recorder(verify_handler(401, 200))
     success, message = make_hook(recorder).test_connection()
-    assert success
-    assert message == f"Account-owned API token of account {ACCOUNT} is active"
-    assert [r.url.path for r in recorder.requests][-1].endswith("/tokens/verify")
+    assert success, message
+    assert f"account-owned API token of account {ACCOUNT} is active" in message
+    assert [r.url.path for r in recorder.requests] == [
+        "/client/v4/user/tokens/verify",
+        f"/client/v4/accounts/{ACCOUNT}/tokens/verify",
+        INFO_PATH,
+    ]
 
 
 def test_test_connection_disabled_and_invalid_tokens():
-    assert make_hook(Recorder(verify_handler(200, 401, "disabled"))).test_connection() == (
-        False,
-        "User-owned API token is disabled",
+    success, message = make_hook(Recorder(verify_handler(200, 401, "disabled"))).test_connection()
+    assert not success
+    assert message.startswith(
+        "Credentials check failed: the user-owned API token is disabled (GET /user/tokens/verify)"
     )
     success, message = make_hook(Recorder(verify_handler(401, 401))).test_connection()
     assert not success
-    assert "1000: Invalid API Token" in message
+    assert "1000 Invalid API Token" in message
     assert TOKEN not in message
 
 
 def test_test_connection_global_key(monkeypatch):
     set_connection(monkeypatch, login=EMAIL, password=GLOBAL_KEY)
     recorder = Recorder(verify_handler(401, 401))
-    assert make_hook(recorder).test_connection() == (True, f"Global API key accepted for account {ACCOUNT} (Acme)")
-    assert recorder.requests[0].url.path == f"/client/v4/accounts/{ACCOUNT}"
+    success, message = make_hook(recorder).test_connection()
+    assert success, message
+    assert "global API key accepted (GET /accounts/{account_id}, account name Acme)" in message
+    assert [r.url.path for r in recorder.requests] == [f"/client/v4/accounts/{ACCOUNT}", INFO_PATH]
+    assert EMAIL not in message and GLOBAL_KEY not in message
+
+
+def test_test_connection_403_9109_on_billing_is_a_missing_billing_read():
+    """Cloudflare answers a token that may not read an account's billing with 403 9109, too."""
+    success, message = make_hook(Recorder(verify_handler(200, 401, billing=(403, 9109)))).test_connection()
+    assert not success
+    assert f"the token lacks Billing Read on account {ACCOUNT}" in message
+    assert "9109" in message
 
 
 # ---------------------------------------------------------------- async

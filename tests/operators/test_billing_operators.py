@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from airflow_provider_cfbilling.operators.billing import (
     CloudflarePaygoUsageOperator,
     CloudflareUsageV2Operator,
 )
-from airflow_provider_cfbilling.records import PROFILE_REDACTED_FIELDS, REDACTED, snake_key
+from airflow_provider_cfbilling.records import PROFILE_REDACTED_FIELDS, REDACTED, columns_for, snake_key
 from airflow_provider_cfbilling.windows import latest_anchor_on_or_before
 
 OTHER_ACCOUNT = "5f0c1e2d3c4b5a69788796a5b4c3d2e1"
@@ -70,11 +71,30 @@ def test_long_v2_windows_are_split_and_merged_without_duplicates(emulator, cloud
     keys = [json.dumps(record, sort_keys=True) for record in records]
     assert len(keys) == len(set(keys))
     requests = usage_requests(emulator)
+    # to - from at most 30 days: at most 31 days covered under either reading of `to`.
     assert [(r["query"]["from"][0], r["query"]["to"][0]) for r in requests] == [
-        ("2025-04-01", "2025-05-02"),
-        ("2025-05-02", "2025-06-02"),
-        ("2025-06-02", "2025-06-15"),
+        ("2025-04-01", "2025-05-01"),
+        ("2025-05-01", "2025-05-31"),
+        ("2025-05-31", "2025-06-15"),
     ]
+
+
+@pytest.mark.parametrize("to_inclusive", [False, True])
+@pytest.mark.parametrize(
+    ("start", "end", "requests_expected"),
+    [("2025-05-01", "2025-06-01", 2), ("2025-03-01", "2025-05-15", 3), ("2025-05-01", "2025-05-31", 1)],
+)
+def test_calendar_months_and_long_v2_windows_fit_under_either_reading_of_to(
+    emulator, cloudflare_conn, to_inclusive, start, end, requests_expected
+):
+    # The emulator counts its 31-day limit the way its switch reads `to`: read inclusively,
+    # from=2025-05-01&to=2025-06-01 covers 32 days and is refused with 400 1183.
+    emulator.configure(to_inclusive=to_inclusive)
+    records = run(CloudflareUsageV2Operator(task_id="t", period_start=start, period_end=end, max_xcom_records=100_000))
+    assert records == expected(emulator, start, end)
+    requests = usage_requests(emulator)
+    assert len(requests) == requests_expected
+    assert all(r["status"] == 200 for r in requests)
 
 
 def test_v2_metric_is_sent_and_enforced_on_records(emulator, cloudflare_conn):
@@ -165,6 +185,7 @@ def test_v2_to_local_storage_reads_back_identically(emulator, cloudflare_conn, t
         "format": suffix.split(".")[0],
         "records": len(want),
         "bytes": path.stat().st_size,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "account_id": DEFAULT_ACCOUNT_ID,
         "period_start": "2025-06-10",
         "period_end": "2025-06-12",
@@ -175,7 +196,8 @@ def test_v2_to_local_storage_reads_back_identically(emulator, cloudflare_conn, t
         assert [json.loads(line) for line in path.read_text().splitlines()] == want
     if suffix.endswith(".gz"):
         assert gzip.decompress(path.read_bytes())
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    # The object and its manifest, nothing else.
+    assert sorted(p.name for p in path.parent.iterdir()) == [f"_{path.name}.manifest.json", path.name]
 
 
 def normalise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -205,7 +227,7 @@ def test_rerun_replaces_the_object_byte_for_byte(emulator, cloudflare_conn, tmp_
     first = Path(tmp_path / "usage.parquet").read_bytes()
     run(operator)
     assert Path(tmp_path / "usage.parquet").read_bytes() == first
-    assert [p.name for p in tmp_path.iterdir()] == ["usage.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["_usage.parquet.manifest.json", "usage.parquet"]
 
 
 def test_empty_window_writes_a_valid_empty_file(emulator, cloudflare_conn, tmp_path):
@@ -227,12 +249,12 @@ def test_failed_fetch_leaves_the_previous_object_untouched(emulator, cloudflare_
         task_id="t", period_start="2025-06-10", period_end="2025-06-12", destination=uri
     )
     run(operator)
-    before = (tmp_path / "usage.jsonl").read_bytes()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["_usage.jsonl.manifest.json", "usage.jsonl"]
     emulator.add_fault(route="v2", kind="status", status=401, count=1)
     with pytest.raises(Exception, match="401"):
         run(operator)
-    assert (tmp_path / "usage.jsonl").read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["usage.jsonl"]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_bad_destination_fails_before_any_request(emulator, cloudflare_conn):
@@ -290,6 +312,38 @@ def test_paygo_one_day_window_returns_that_days_records_on_every_path(emulator, 
     )
     assert records
     assert records == expected(emulator, "2025-06-10", "2025-06-11", source=source)
+
+
+@pytest.mark.parametrize("to_inclusive", [False, True])
+@pytest.mark.parametrize(
+    ("path", "source", "start", "end"),
+    [
+        ("billable-usage", "billable-usage", "2024-05-01", "2025-06-05"),  # 400 days
+        ("billable-usage", "billable-usage", "2024-06-05", "2025-06-05"),  # 365 days, anchor moves the start back
+        ("paygo-usage", "paygo-usage", "2024-06-05", "2025-06-05"),
+        ("billing/usage/paygo", "paygo", "2025-01-01", "2025-06-05"),  # over the beta path's 62 days
+    ],
+)
+def test_long_paygo_windows_fit_each_paths_range_limit(
+    emulator, cloudflare_conn, to_inclusive, path, source, start, end
+):
+    from airflow_provider_cfbilling.endpoints import paygo_endpoint
+
+    emulator.configure(to_inclusive=to_inclusive)
+    operator = CloudflarePaygoUsageOperator(
+        task_id="t", period_start=start, period_end=end, paygo_path=path, max_xcom_records=1_000_000
+    )
+    records = run(operator)
+    assert records == expected(emulator, start, end, source=source)
+    keys = [json.dumps(record, sort_keys=True) for record in records]
+    assert len(keys) == len(set(keys))
+    limit = paygo_endpoint(path).max_range_days
+    requests = [r for r in usage_requests(emulator) if r["query"].get("from")]
+    assert len(requests) > 1
+    for request in requests:
+        assert request["status"] == 200
+        span = dt.date.fromisoformat(request["query"]["to"][0]) - dt.date.fromisoformat(request["query"]["from"][0])
+        assert span.days + 1 <= limit  # fits even when `to` is read inclusively
 
 
 def test_paygo_default_path_is_billable_usage(emulator, cloudflare_conn, tmp_path):
@@ -356,3 +410,87 @@ def test_profile_to_storage(emulator, cloudflare_conn, tmp_path):
     (line,) = (tmp_path / "profile.jsonl").read_text().splitlines()
     stored = json.loads(line)
     assert stored["card_number"] in (REDACTED, None)
+
+
+# ---------------------------------------------------------------- destination placeholders
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet"])
+def test_charge_date_lands_one_object_per_utc_day_and_empty_days_still_get_one(
+    emulator, cloudflare_conn, tmp_path, suffix
+):
+    from airflow_provider_cfbilling.sinks import read_records
+
+    # 2025-06-20 is not published yet on the emulator's clock: a day without usage.
+    destination = f"file://{tmp_path}/account_id={{account_id}}/charge_date={{charge_date}}/usage.{suffix}"
+    summary = run(
+        CloudflareUsageV2Operator(
+            task_id="t", period_start="2025-06-18", period_end="2025-06-21", destination=destination
+        )
+    )
+    days = ["2025-06-18", "2025-06-19", "2025-06-20"]
+    assert [part["charge_date"] for part in summary["partitions"]] == days
+    assert summary["uri"] == destination.replace("{account_id}", DEFAULT_ACCOUNT_ID)
+    for part in summary["partitions"]:
+        path = tmp_path / f"account_id={DEFAULT_ACCOUNT_ID}" / f"charge_date={part['charge_date']}" / f"usage.{suffix}"
+        assert part["uri"] == f"file://{path}"
+        assert part["bytes"] == path.stat().st_size
+        assert part["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        day = dt.date.fromisoformat(part["charge_date"])
+        wanted = expected(emulator, part["charge_date"], str(day + dt.timedelta(days=1)))
+        assert part["records"] == len(wanted)
+        if suffix == "jsonl":
+            assert read_records(part["uri"]) == wanted
+    assert summary["partitions"][-1]["records"] == 0
+    empty = tmp_path / f"account_id={DEFAULT_ACCOUNT_ID}" / "charge_date=2025-06-20" / f"usage.{suffix}"
+    assert empty.exists()
+    if suffix == "jsonl":
+        assert empty.read_bytes() == b""
+    elif suffix == "csv":  # the header of the documented columns, no rows
+        assert empty.read_text().splitlines() == [",".join(c.name for c in columns_for("v2"))]
+    else:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(empty)
+        assert table.num_rows == 0
+        assert table.schema.names == [c.name for c in columns_for("v2")]
+    assert summary["records"] == sum(part["records"] for part in summary["partitions"]) > 0
+    assert summary["bytes"] == sum(part["bytes"] for part in summary["partitions"])
+    assert (summary["period_start"], summary["period_end"]) == ("2025-06-18", "2025-06-21")
+
+
+def test_window_placeholders_name_the_window_fetched(emulator, cloudflare_conn, tmp_path):
+    destination = f"file://{tmp_path}/acct={{account_id}}/{{period_start}}_{{period_end}}.jsonl"
+    summary = run(
+        CloudflareUsageV2Operator(task_id="t", destination=destination),
+        data_interval_start=pendulum.datetime(2025, 6, 18, tz="Asia/Tokyo"),
+        data_interval_end=pendulum.datetime(2025, 6, 19, tz="Asia/Tokyo"),
+    )
+    assert summary["uri"] == f"file://{tmp_path}/acct={DEFAULT_ACCOUNT_ID}/2025-06-18_2025-06-19.jsonl"
+    assert "partitions" not in summary
+
+
+@pytest.mark.parametrize(
+    ("destination", "fragment"),
+    [
+        ("file:///tmp/x/{date}/usage.jsonl", "'{date}' is not a placeholder"),
+        ("file:///tmp/x/{ds}/usage.jsonl", "'{ds}' is not a placeholder"),
+    ],
+)
+def test_unknown_placeholders_fail_before_any_request(emulator, cloudflare_conn, destination, fragment):
+    operator = CloudflareUsageV2Operator(
+        task_id="t", period_start="2025-06-18", period_end="2025-06-19", destination=destination
+    )
+    with pytest.raises(CloudflareInputError, match=fragment) as raised:
+        run(operator)
+    assert raised.value.parameter == "destination"
+    assert usage_requests(emulator) == []
+
+
+def test_a_snapshot_refuses_day_and_window_placeholders(emulator, cloudflare_conn, tmp_path):
+    for name in ("charge_date", "period_start"):
+        operator = CloudflareBillingProfileOperator(task_id="t", destination=f"file://{tmp_path}/{{{name}}}/p.jsonl")
+        with pytest.raises(CloudflareInputError, match="snapshot"):
+            run(operator)
+    assert emulator.request_log == []
+    assert list(tmp_path.iterdir()) == []

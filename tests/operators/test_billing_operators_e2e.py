@@ -178,7 +178,8 @@ def test_v2_to_s3_through_a_real_airflow_connection(airflow_db, emulator, cloudf
     summary = xcom(dag_run, "usage")
     assert summary["records"] == len(want)
     listed = s3_server["client"].list_objects_v2(Bucket=s3_server["bucket"], Prefix=key.split("/")[0])
-    assert [item["Key"] for item in listed["Contents"]] == [key]
+    manifest_key = key.rsplit("/", 1)[0] + "/_" + key.rsplit("/", 1)[1] + ".manifest.json"
+    assert sorted(item["Key"] for item in listed["Contents"]) == sorted([key, manifest_key])
     body = s3_server["client"].get_object(Bucket=s3_server["bucket"], Key=key)["Body"].read()
     assert summary["bytes"] == len(body)
     assert comparable(read_records(uri, conn_id=s3_server["conn_id"])) == comparable(want)
@@ -236,3 +237,77 @@ def test_destination_is_reported_as_asset_events_and_openlineage(airflow_db, emu
     assert [(dataset.namespace, dataset.name) for dataset in lineage.outputs] == [
         ("file", f"{tmp_path}/charge_date=2025-06-10/usage.jsonl")
     ]
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "logical_date", "expected_day"),
+    [
+        # A run dated D gets the local day before D as its interval (dag.test() infers the last
+        # complete interval). Europe/London's spring-forward day (23 h) and fall-back day (25 h),
+        # and Tokyo, whose local day holds the UTC midnight of the same date.
+        ("cf_v2_daily_london", pendulum.datetime(2025, 3, 31, tz="Europe/London"), "2025-03-30"),
+        ("cf_v2_daily_london", pendulum.datetime(2024, 10, 28, tz="Europe/London"), "2024-10-27"),
+        ("cf_v2_daily_tokyo", pendulum.datetime(2025, 6, 19, tz="Asia/Tokyo"), "2025-06-18"),
+    ],
+)
+def test_local_daily_runs_land_the_utc_day_they_own(
+    airflow_db, emulator, cloudflare_conn, tmp_path, dag_id, logical_date, expected_day
+):
+    dag_run = run_dag(dag_id, logical_date=logical_date, conf={"root": f"file://{tmp_path}"})
+    succeeded(dag_run)
+    summary = xcom(dag_run, "usage")
+    day = dt.date.fromisoformat(expected_day)
+    assert (summary["period_start"], summary["period_end"]) == (expected_day, str(day + dt.timedelta(days=1)))
+    landed = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.jsonl"))
+    assert landed == [f"account_id={DEFAULT_ACCOUNT_ID}/charge_date={expected_day}/usage.jsonl"]
+    assert read_records(summary["partitions"][0]["uri"]) == expected(emulator, expected_day, str(day + dt.timedelta(1)))
+
+
+def test_an_hourly_run_without_a_utc_midnight_is_skipped_without_a_request(
+    airflow_db, emulator, cloudflare_conn, tmp_path
+):
+    dag_run = run_dag(
+        "cf_v2_hourly_utc",
+        logical_date=pendulum.datetime(2025, 6, 18, 7, tz="UTC"),
+        conf={"root": f"file://{tmp_path}"},
+    )
+    assert task_states(dag_run) == {"usage": "skipped"}
+    assert [entry for entry in emulator.request_log if "/accounts/" in entry["path"]] == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_week_with_a_look_back_emits_asset_events_only_for_new_and_restated_days(
+    airflow_db, emulator, cloudflare_conn, tmp_path
+):
+    conf = {"root": f"file://{tmp_path}"}
+    first = dt.date(2025, 6, 8)
+    events_per_run = []
+    for offset in range(7):
+        day = first + dt.timedelta(days=offset)
+        if offset == 5:
+            emulator.restate(DEFAULT_ACCOUNT_ID, day - dt.timedelta(days=2))
+        # A run dated D owns the UTC day before D.
+        dag_run = run_dag("cf_v2_lookback", logical_date=pendulum.datetime(2025, 6, 9 + offset, tz="UTC"), conf=conf)
+        succeeded(dag_run)
+        events_per_run.append(
+            sorted(uri.split("charge_date=")[1][:10] for uri in asset_events(dag_run) if "charge_date=" in uri)
+        )
+        summary = xcom(dag_run, "usage")
+        assert summary["partitions"][-1]["charge_date"] == str(day)
+    # Each run lands its own day (new; the first run its look-back days too); the run after the
+    # restatement also rewrites that day, and only that one.
+    assert events_per_run == [
+        ["2025-06-05", "2025-06-06", "2025-06-07", "2025-06-08"],
+        ["2025-06-09"],
+        ["2025-06-10"],
+        ["2025-06-11"],
+        ["2025-06-12"],
+        ["2025-06-11", "2025-06-13"],
+        ["2025-06-14"],
+    ]
+    # A re-run of the last logical date is a no-op: no event, nothing touched.
+    before = {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")}
+    dag_run = run_dag("cf_v2_lookback", logical_date=pendulum.datetime(2025, 6, 15, tz="UTC"), conf=conf)
+    succeeded(dag_run)
+    assert [uri for uri in asset_events(dag_run) if "charge_date=" in uri] == []
+    assert {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")} == before

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from airflow_provider_cfbilling.records import PROFILE_REDACTED_FIELDS, REDACTED, SCHEMAS, redact_profile
+from airflow_provider_cfbilling.records import (
+    PROFILE_KEPT_FIELDS,
+    PROFILE_REDACTED_FIELDS,
+    REDACTED,
+    SCHEMAS,
+    redact_profile,
+    snake_key,
+)
 
 DOCUMENTED_EXAMPLE = {
     "id": "b69a9f3492637782896352daae219e7d",
@@ -59,12 +66,14 @@ KEPT = {
 }
 
 
-def test_every_documented_profile_field_is_either_redacted_or_deliberately_kept():
-    documented = {column.name for column in SCHEMAS["profile"]}
-    assert set(DOCUMENTED_EXAMPLE) == documented
-    assert set(PROFILE_REDACTED_FIELDS) | KEPT == documented
-    assert not set(PROFILE_REDACTED_FIELDS) & KEPT
-    assert len(PROFILE_REDACTED_FIELDS) == len(set(PROFILE_REDACTED_FIELDS))
+def test_the_allow_list_is_the_reviewed_set_of_documented_fields():
+    documented = [column.name for column in SCHEMAS["profile"]]
+    assert set(DOCUMENTED_EXAMPLE) == set(documented)
+    assert set(PROFILE_KEPT_FIELDS) == KEPT
+    assert len(PROFILE_KEPT_FIELDS) == len(KEPT), "no duplicates"
+    assert list(PROFILE_KEPT_FIELDS) == [name for name in documented if name in KEPT], "documented order"
+    # The derived name older tests import: exactly the documented fields that are not kept.
+    assert tuple(name for name in documented if name not in KEPT) == PROFILE_REDACTED_FIELDS
 
 
 def test_personal_and_payment_values_are_redacted_and_the_rest_kept():
@@ -86,32 +95,105 @@ def test_redaction_does_not_modify_the_input():
     assert original == DOCUMENTED_EXAMPLE
 
 
-def test_null_and_absent_fields_stay_as_they_are():
-    redacted = redact_profile({"id": "x", "card_number": None, "vat": None})
-    assert redacted == {"id": "x", "card_number": None, "vat": None}
-
-
-def test_undocumented_fields_that_look_personal_are_redacted_too():
+def test_undocumented_fields_are_redacted_whatever_their_name():
+    """Fields Cloudflare may add: no name pattern decides, only the allow-list."""
     redacted = redact_profile(
         {
-            "mobile_phone": "+44 20 7946 0958",
-            "billing_contact_email": "jane@example.com",
-            "iban": "GB33BUKB20201555555555",
-            "payment_method_id": "pm_123",
-            "tax_id": "12-3456789",
+            "mobile": "+44 7700 900123",
+            "street": "1 High Street",
+            "postcode": "SW1A 1AA",
+            "dob": "1970-01-01",
+            "bic": "BUKBGB22",
             "plan_tier": "pro",
+            "loyalty_points": 1200,
+            "verified": True,
         }
     )
-    assert redacted == {
-        "mobile_phone": REDACTED,
-        "billing_contact_email": REDACTED,
-        "iban": REDACTED,
-        "payment_method_id": REDACTED,
-        "tax_id": REDACTED,
-        "plan_tier": "pro",
+    assert redacted == dict.fromkeys(
+        ("mobile", "street", "postcode", "dob", "bic", "plan_tier", "loyalty_points", "verified"), REDACTED
+    )
+
+
+def test_nested_objects_and_lists_are_redacted_whole():
+    profile = {
+        "id": "b69a",
+        "billing_contact": {"email": "jane@example.com", "name": "Jane Doe"},
+        "previous_addresses": ["1 High Street", {"city": "Anytown"}],
+        "tags": [],
+        "extra": {},
     }
+    redacted = redact_profile(profile)
+    assert redacted == {
+        "id": "b69a",
+        "billing_contact": REDACTED,
+        "previous_addresses": REDACTED,
+        "tags": REDACTED,
+        "extra": REDACTED,
+    }
+    assert "jane@example.com" not in repr(redacted)
+    assert profile["billing_contact"] == {"email": "jane@example.com", "name": "Jane Doe"}, "input untouched"
+
+
+def test_allowed_fields_keep_their_values_whatever_their_type():
+    kept = {
+        "id": "b69a9f3492637782896352daae219e7d",
+        "account_type": "enterprise",
+        "balance": "-12.50",
+        "created_on": "2014-03-01T12:21:59.3456Z",
+        "edited_on": "2024-03-01T00:00:00Z",
+        "is_partner": True,
+        "next_bill_date": "2025-07-01T00:00:00Z",
+        "tax_id_type": "vat",
+        "use_legacy": False,
+    }
+    assert set(kept) == set(PROFILE_KEPT_FIELDS)
+    assert redact_profile(kept) == kept
 
 
 def test_fields_are_matched_in_either_key_style():
-    redacted = redact_profile({"CardNumber": "4242", "FirstName": "John", "AccountType": "type"})
-    assert redacted == {"CardNumber": REDACTED, "FirstName": REDACTED, "AccountType": "type"}
+    snake = {name: DOCUMENTED_EXAMPLE[name] for name in ("card_number", "first_name", "account_type", "is_partner")}
+    snake["mobile"] = "+44 7700 900123"
+    api = {
+        "CardNumber": "4242",
+        "FirstName": "John",
+        "AccountType": "type",
+        "IsPartner": False,
+        "NextBillDate": "2025",
+        "Mobile": "+44 7700 900123",
+        "BillingContact": {"Email": "jane@example.com"},
+    }
+    assert redact_profile(snake) == {
+        "card_number": REDACTED,
+        "first_name": REDACTED,
+        "account_type": "type",
+        "is_partner": False,
+        "mobile": REDACTED,
+    }
+    assert redact_profile(api) == {
+        "CardNumber": REDACTED,
+        "FirstName": REDACTED,
+        "AccountType": "type",
+        "IsPartner": False,
+        "NextBillDate": "2025",
+        "Mobile": REDACTED,
+        "BillingContact": REDACTED,
+    }
+    # Every kept field, in its api spelling, is kept; every other documented one, redacted.
+    as_api = {
+        "".join(part.capitalize() for part in name.split("_")): value for name, value in DOCUMENTED_EXAMPLE.items()
+    }
+    assert all(snake_key(key) in DOCUMENTED_EXAMPLE for key in as_api)
+    for key, value in redact_profile(as_api).items():
+        assert value == (as_api[key] if snake_key(key) in KEPT else REDACTED), key
+
+
+def test_null_stays_null_for_every_field_kept_or_not():
+    profile = {"id": None, "card_number": None, "mobile": None, "billing_contact": None, "AccountType": None}
+    assert redact_profile(profile) == profile
+
+
+def test_keys_keep_their_place():
+    profile = {"mobile": "+44", "id": "x", "billing_contact": {"email": "a@b"}, "balance": "0", "dob": None}
+    redacted = redact_profile(profile)
+    assert list(redacted) == ["mobile", "id", "billing_contact", "balance", "dob"]
+    assert redacted == {"mobile": REDACTED, "id": "x", "billing_contact": REDACTED, "balance": "0", "dob": None}

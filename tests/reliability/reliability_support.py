@@ -127,6 +127,13 @@ def files_under(folder: Path) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
 
 
+def with_manifest(name: str) -> list[str]:
+    """An object's name (or key) and its manifest's, sorted as a listing shows them."""
+    from airflow_provider_cfbilling.manifests import manifest_uri
+
+    return sorted([name, manifest_uri(name if "/" in name else f"./{name}").removeprefix("./")])
+
+
 def s3_keys(client: Any, bucket: str, prefix: str) -> list[str]:
     """Every object key below ``prefix``."""
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)

@@ -38,6 +38,7 @@ from reliability_support import (
     s3_uploads,
     set_connection,
     start_emulator,
+    with_manifest,
 )
 
 from airflow_provider_cfbilling.exceptions import CloudflareAPIError
@@ -319,7 +320,10 @@ def run_cell(row: Row, cell: Cell, root: Path, s3_server: dict[str, Any] | None)
         gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
 
         visible = storage.visible()
-        assert visible == [storage.final_name], f"{cell.id}: more than the final object is visible: {visible}"
+        # A failed run leaves the previous object alone (and writes no manifest); a successful one
+        # adds the object's manifest next to it, and nothing else.
+        wanted = [storage.final_name] if error is not None else with_manifest(storage.final_name)
+        assert visible == wanted, f"{cell.id}: more than the final object (and its manifest) is visible: {visible}"
         written = storage.read(storage.destination)
         if error is None:
             assert written == reference, f"{cell.id}: the task succeeded with output that differs from a fault-free run"
@@ -407,7 +411,7 @@ def test_through_airflow_a_storm_is_waited_out_and_a_dead_api_fails_the_task_cle
     dead_run = run_dag("cf_v2_api", logical_date=logical, conf=conf)
     assert task_states(dead_run) == {"usage": "failed"}
     assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == reference
-    assert s3_keys(client, bucket, prefix) == [key]
+    assert s3_keys(client, bucket, prefix) == with_manifest(key)
     assert s3_uploads(client, bucket, prefix) == []
 
 

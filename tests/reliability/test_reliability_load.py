@@ -172,7 +172,9 @@ def test_fifty_mapped_tasks_through_local_executor_under_a_rate_limit(
         assert summary["records"] == len(want) and summary["account_id"] == account
         total += len(want)
     files = sorted(str(path.relative_to(base)) for path in base.rglob("*") if path.is_file())
-    assert len(files) == TASKS, "one object per partition, no temporary file left behind"
+    objects = [name for name in files if not name.endswith(".manifest.json")]
+    assert len(objects) == TASKS, "one object per partition, no temporary file left behind"
+    assert len(files) == 2 * TASKS, "every object has its manifest, and nothing else is there"
 
     # Retry-After: after a 429, the same task (one account per task) waits before asking again.
     by_account: dict[str, list[dict[str, Any]]] = defaultdict(list)

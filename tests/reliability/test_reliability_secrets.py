@@ -24,7 +24,7 @@ from reliability_support import SECRETS, connection, leaks, without_airflow_30_m
 
 from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID
 from airflow_provider_cfbilling.exceptions import CloudflareAPIError
-from airflow_provider_cfbilling.records import PROFILE_REDACTED_FIELDS, REDACTED
+from airflow_provider_cfbilling.records import PROFILE_KEPT_FIELDS, REDACTED
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +57,7 @@ def raw_profile_values(emulator: Any) -> list[str]:
     profile = response.json()["result"]
     emulator.clear_request_log()
     return sorted(
-        {str(profile[name]) for name in PROFILE_REDACTED_FIELDS if isinstance(profile.get(name), str)}
+        {str(value) for name, value in profile.items() if name not in PROFILE_KEPT_FIELDS and isinstance(value, str)}
         - {"", "US", "CA"},  # too short to be meaningful as a substring
         key=len,
         reverse=True,
@@ -112,7 +112,11 @@ def test_no_secret_reaches_logs_xcom_rendered_fields_files_or_the_request_log(
         texts[f"xcom {task_id}"] = json.dumps(xcom(dag_run, task_id), default=str)
         texts[f"rendered fields {task_id}"] = json.dumps(rendered_fields(dag_run, task_id), default=str)
     written = {f"file {path.relative_to(base)}": path.read_text() for path in base.rglob("*") if path.is_file()}
-    assert list(written) == ["file billing_profile/profile.jsonl"]
+    # The profile and its manifest: both scanned for secrets.
+    assert sorted(written) == [
+        "file billing_profile/_profile.jsonl.manifest.json",
+        "file billing_profile/profile.jsonl",
+    ]
     texts.update(written)
     texts["emulator request log"] = json.dumps(emulator.request_log)
     assert {entry["auth_scheme"] for entry in emulator.request_log} == {"bearer" if scheme == "token" else "global_key"}
@@ -125,7 +129,7 @@ def test_no_secret_reaches_logs_xcom_rendered_fields_files_or_the_request_log(
         "file": json.loads(written["file billing_profile/profile.jsonl"]),
     }
     for where, profile in stored.items():
-        present = [name for name in PROFILE_REDACTED_FIELDS if profile.get(name) is not None]
+        present = [name for name, value in profile.items() if name not in PROFILE_KEPT_FIELDS and value is not None]
         assert present, where
         assert all(profile[name] == REDACTED for name in present), where
     stored_text = json.dumps(stored)

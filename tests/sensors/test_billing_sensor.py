@@ -17,6 +17,8 @@ from airflow_provider_cfbilling.exceptions import (
     CloudflareInputError,
     CloudflareNotFoundError,
     CloudflarePermissionError,
+    CloudflareRateLimitError,
+    CloudflareServerError,
 )
 from airflow_provider_cfbilling.sensors.billing import CloudflareUsageAvailableSensor
 from airflow_provider_cfbilling.triggers.billing import CloudflareUsageAvailableTrigger
@@ -348,20 +350,178 @@ def test_execute_complete_timeout_fails_or_skips_with_soft_fail() -> None:
         make_sensor(deferrable=True, soft_fail=True).execute_complete({}, event)
 
 
-def test_execute_complete_error_is_a_clear_failure() -> None:
-    from airflow.exceptions import AirflowException, AirflowSensorTimeout
+PERMISSION_EVENT = {
+    "status": "error",
+    "message": "The credentials lack permission | endpoint /accounts/{account_id}/billable/usage | HTTP 403 | "
+    "Cloudflare errors [10000: Authentication error]",
+    "http_status": 403,
+    "codes": [10000],
+    "error_type": "CloudflarePermissionError",
+    "permanent": True,
+    "summary": "The credentials lack permission",
+    "messages": ["Authentication error"],
+    "endpoint": "/accounts/{account_id}/billable/usage",
+    "day": AVAILABLE_DAY,
+    "account_id": DEFAULT_ACCOUNT_ID,
+}
 
+
+def test_execute_complete_raises_the_permanent_error_of_the_trigger() -> None:
+    from airflow_provider_cfbilling.version_compat import AirflowFailException
+
+    with pytest.raises(CloudflarePermissionError) as caught:
+        make_sensor(deferrable=True).execute_complete({}, PERMISSION_EVENT)
+    error = caught.value
+    # No Airflow retries: an AirflowFailException, with Cloudflare's status, codes and message once.
+    assert isinstance(error, AirflowFailException)
+    assert str(error) == (
+        f"Waiting for Cloudflare usage of {AVAILABLE_DAY} failed: The credentials lack permission | "
+        "endpoint /accounts/{account_id}/billable/usage | HTTP 403 | Cloudflare errors [10000: Authentication error]"
+    )
+    assert (error.status, error.codes, error.retryable) == (403, [10000], False)
+
+
+def test_execute_complete_skips_on_a_permanent_error_with_soft_fail_or_never_fail() -> None:
+    from airflow.exceptions import AirflowSkipException
+
+    for flag in ("soft_fail", "never_fail"):
+        with pytest.raises(AirflowSkipException, match=f"10000: Authentication error.*{flag}: skipping") as caught:
+            make_sensor(deferrable=True, **{flag: True}).execute_complete({}, PERMISSION_EVENT)
+        assert isinstance(caught.value.__cause__, CloudflarePermissionError)
+
+
+def test_execute_complete_raises_bad_input_met_by_the_trigger() -> None:
     event = {
         "status": "error",
-        "message": "The credentials lack permission | HTTP 403 | Cloudflare errors [10000: Authentication error]",
-        "http_status": 403,
-        "codes": [10000],
-        "error_type": "CloudflarePermissionError",
+        "message": "metric: 'not a metric' is not a billable metric id. Use an id",
+        "http_status": None,
+        "codes": [],
+        "error_type": "CloudflareInputError",
+        "permanent": True,
+        "parameter": "metric",
+        "problem": "'not a metric' is not a billable metric id",
+        "fix": "Use an id",
         "day": AVAILABLE_DAY,
         "account_id": DEFAULT_ACCOUNT_ID,
     }
-    with pytest.raises(AirflowException, match=r"HTTP 403.*10000: Authentication error") as caught:
+    with pytest.raises(CloudflareInputError) as caught:
         make_sensor(deferrable=True).execute_complete({}, event)
-    assert not isinstance(caught.value, AirflowSensorTimeout)
+    assert caught.value.parameter == "metric"
+    assert isinstance(caught.value, ValueError)
+
+
+def test_execute_complete_an_unexpected_error_keeps_airflow_retries() -> None:
+    from airflow.exceptions import AirflowException
+
+    from airflow_provider_cfbilling.version_compat import AirflowFailException
+
+    event = {
+        "status": "error",
+        "message": "boom",
+        "http_status": None,
+        "codes": [],
+        "error_type": "RuntimeError",
+        "permanent": False,
+        "day": AVAILABLE_DAY,
+        "account_id": DEFAULT_ACCOUNT_ID,
+    }
+    with pytest.raises(AirflowException, match=r"failed \(RuntimeError\): boom") as caught:
+        make_sensor(deferrable=True).execute_complete({}, event)
+    assert not isinstance(caught.value, AirflowFailException)
     with pytest.raises(AirflowException, match="Unexpected event"):
         make_sensor(deferrable=True).execute_complete({}, {"status": "weird"})
+
+
+def test_execute_complete_error_event_of_an_older_trigger_is_still_permanent() -> None:
+    # Events from before "permanent" existed (a trigger in flight across an upgrade).
+    from airflow.exceptions import AirflowSensorTimeout
+
+    event = {
+        key: PERMISSION_EVENT[key]
+        for key in ("status", "message", "http_status", "codes", "error_type", "day", "account_id")
+    }
+    with pytest.raises(CloudflarePermissionError) as caught:
+        make_sensor(deferrable=True).execute_complete({}, event)
+    assert str(caught.value) == f"Waiting for Cloudflare usage of {AVAILABLE_DAY} failed: {event['message']}"
+    assert (caught.value.status, caught.value.codes) == (403, [10000])
+    assert not isinstance(caught.value, AirflowSensorTimeout)
+
+
+def test_execute_complete_timeout_with_a_failing_last_check_keeps_airflow_retries() -> None:
+    from airflow.exceptions import AirflowSkipException
+
+    from airflow_provider_cfbilling.version_compat import AirflowFailException
+
+    event = {
+        "status": "timeout",
+        "message": "not available before the sensor's timeout: no successful check after 5 check(s); last error: 503",
+        "records": None,
+        "last_error": "Cloudflare kept failing (server error) past the retry budget | HTTP 503",
+        "last_error_type": "CloudflareServerError",
+        "last_http_status": 503,
+    }
+    with pytest.raises(CloudflareServerError, match="no successful check after 5") as caught:
+        make_sensor(deferrable=True).execute_complete({}, event)
+    assert not isinstance(caught.value, AirflowFailException) and caught.value.status == 503
+    with pytest.raises(CloudflareRateLimitError):
+        make_sensor(deferrable=True).execute_complete({}, {**event, "last_error_type": "CloudflareRateLimitError"})
+    with pytest.raises(AirflowSkipException):
+        make_sensor(deferrable=True, soft_fail=True).execute_complete({}, event)
+
+
+# ---------------------------------------------------------------------------------------------- failing fast
+
+
+def test_poke_mode_timeout_with_a_failing_last_check_keeps_airflow_retries(emulator: Any, cloudflare_conn: Any) -> None:
+    from airflow.exceptions import AirflowSkipException
+
+    emulator.add_fault(route="v2", kind="status", status=503)
+    with pytest.raises(CloudflareServerError, match="could not be checked before the sensor's timeout") as caught:
+        make_sensor(timeout=0.3, poke_interval=0.1, max_retries=0).execute({})
+    assert caught.value.status == 503 and caught.value.retryable
+    with pytest.raises(AirflowSkipException):
+        make_sensor(timeout=0.3, poke_interval=0.1, max_retries=0, soft_fail=True).execute({})
+
+
+def test_poke_mode_timeout_after_an_answer_is_a_sensor_timeout(emulator: Any, cloudflare_conn: Any) -> None:
+    from airflow.exceptions import AirflowSensorTimeout
+
+    # The first check fails, the later ones answer "not yet": the last check is what counts.
+    emulator.add_fault(route="v2", kind="status", status=503, count=1)
+    with pytest.raises(AirflowSensorTimeout):
+        make_sensor(day=PENDING_DAY, timeout=0.3, poke_interval=0.1, max_retries=0).execute({})
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+@pytest.mark.parametrize("flag", ["soft_fail", "never_fail"])
+def test_soft_fail_skips_on_permanent_errors_in_every_mode(
+    emulator: Any, cloudflare_conn: dict[str, Any], monkeypatch: Any, deferrable: bool, flag: str
+) -> None:
+    from airflow.exceptions import AirflowSkipException
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CLOUDFLARE_DEFAULT",
+        json.dumps({**cloudflare_conn, "password": "wrong_token_0000000000000000000000000000"}),
+    )
+    with pytest.raises(AirflowSkipException) as caught:
+        make_sensor(deferrable=deferrable, **{flag: True}).execute({})
+    assert isinstance(caught.value.__cause__, CloudflareAuthError)
+    # Bad input found when the task runs, too.
+    with pytest.raises(AirflowSkipException) as caught:
+        make_sensor(deferrable=deferrable, day="2025-13-01", **{flag: True}).execute({})
+    assert isinstance(caught.value.__cause__, CloudflareInputError)
+    assert len(emulator.request_log) == 1
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_without_soft_fail_permanent_errors_fail_without_retries(
+    emulator: Any, cloudflare_conn: dict[str, Any], monkeypatch: Any, deferrable: bool
+) -> None:
+    from airflow_provider_cfbilling.version_compat import AirflowFailException
+
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", json.dumps({**cloudflare_conn, "password": NO_BILLING_TOKEN}))
+    with pytest.raises(CloudflarePermissionError) as caught:
+        make_sensor(deferrable=deferrable, silent_fail=True).execute({})
+    # silent_fail (which turns other poke errors into "not yet") does not swallow them either.
+    assert isinstance(caught.value, AirflowFailException)
+    assert len(emulator.request_log) == 1

@@ -83,8 +83,9 @@ def test_deferred_sensor_fails_at_once_when_the_trigger_meets_a_permission_error
     assert time.monotonic() - started < 20
     assert "running trigger in line" in caplog.text
     task_log = capfd.readouterr().out
-    assert "AirflowException: Waiting for Cloudflare usage of 2025-06-20 failed (HTTP 403)" in task_log
-    assert "10000: Authentication error" in task_log
+    # The trigger's error is raised as its own (permanent) class: the task fails without retries.
+    assert "CloudflarePermissionError: Waiting for Cloudflare usage of 2025-06-20 failed" in task_log
+    assert "HTTP 403 | Cloudflare errors [10000: Authentication error]" in task_log
 
 
 def test_poke_mode_sensor_waits_for_the_day(emulator: Any) -> None:

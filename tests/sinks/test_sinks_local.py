@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
-import logging
 import os
 import sys
 import tracemalloc
@@ -76,8 +76,13 @@ def test_jsonl_is_one_compact_object_per_line_exactly_as_received(tmp_path, make
     assert [list(json.loads(line)) for line in lines] == [list(r) for r in records], "keys keep their order"
     assert lines == [json.dumps(record, separators=(",", ":"), ensure_ascii=False) for record in records]
     assert "ünïcødé" in lines[0], "UTF-8, not \\u escapes"
+    data = (tmp_path / name).read_bytes()
     assert result == WriteResult(
-        uri=_uri(tmp_path, name), file_format="jsonl", records=2500, bytes=(tmp_path / name).stat().st_size
+        uri=_uri(tmp_path, name),
+        file_format="jsonl",
+        records=2500,
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
     )
 
 
@@ -107,7 +112,7 @@ def test_csv_has_known_columns_then_unknown_sorted_and_json_like_cells(tmp_path,
     assert result.bytes == (tmp_path / name).stat().st_size
 
 
-def test_parquet_has_typed_known_columns_and_inferred_unknown_ones(tmp_path, make_records):
+def test_parquet_has_typed_known_columns_and_unknown_ones_as_json_text(tmp_path, make_records):
     records = list(make_records(2500, unknown_from=1200))
 
     result = write_records(
@@ -128,11 +133,8 @@ def test_parquet_has_typed_known_columns_and_inferred_unknown_ones(tmp_path, mak
     assert schema.names == [column.name for column in V2_COLUMNS] + UNKNOWN_FIELDS
     for column in V2_COLUMNS:
         assert schema.field(column.name).type == expected_types[column.type], column.name
-    assert schema.field("x_FutureCount").type == pa.int64()
-    assert schema.field("x_FutureFlag").type == pa.bool_()
-    assert schema.field("x_FutureRatio").type == pa.float64()
-    assert schema.field("x_FutureNested").type == pa.string()
-    assert schema.field("x_AlwaysNull").type == pa.string()
+    for name in UNKNOWN_FIELDS:
+        assert schema.field(name).type == pa.string(), f"{name}: undocumented fields are strings, never inferred"
 
     rows = parquet.read().to_pylist()
     first, late = rows[0], rows[1201]
@@ -144,44 +146,62 @@ def test_parquet_has_typed_known_columns_and_inferred_unknown_ones(tmp_path, mak
     assert first["BilledCost"] is None
     assert first["Tags"] == '{"team":"fintech","key-only":true}'
     assert first["x_FutureCount"] is None
-    assert late["x_FutureCount"] == 1201
-    assert late["x_FutureFlag"] is True
-    assert rows[1200]["x_FutureRatio"] == 1200 / 7
-    assert json.loads(rows[1200]["x_FutureNested"]) == {"a": [1, 2], "b": None}
+    assert late["x_FutureCount"] == "1201"
+    assert late["x_FutureFlag"] == "true"
+    assert late["x_AlwaysNull"] is None, "JSON null stays null, not the text 'null'"
+    assert rows[1200]["x_FutureRatio"] == json.dumps(1200 / 7)
+    assert float(rows[1200]["x_FutureRatio"]) == 1200 / 7, "the JSON text round-trips"
+    assert rows[1200]["x_FutureNested"] == '{"a":[1,2],"b":null}'
     for record, row in zip(records, rows, strict=True):
         assert row["ChargeDescription"] == record["ChargeDescription"]
         assert row["ConsumedQuantity"] == record["ConsumedQuantity"]
+        for name in UNKNOWN_FIELDS:
+            assert row[name] == (None if record.get(name) is None else _csv_text(record[name])), "same text as CSV"
     assert result.records == 2500
     assert result.bytes == (tmp_path / "usage.parquet").stat().st_size
 
 
-def test_parquet_widens_a_documented_column_whose_values_do_not_fit_and_says_so(tmp_path, caplog):
-    records = [
-        {"ChargePeriodStart": "2025-02-01T00:00:00Z", "PricingQuantity": 10, "ConsumedQuantity": 1},
-        {"ChargePeriodStart": "2025-02-01T00:00:00Z", "PricingQuantity": 10.5, "ConsumedQuantity": "n/a"},
-        {"ChargePeriodStart": "not a time", "PricingQuantity": 11.0, "ConsumedQuantity": 2.5},
-    ]
-    uri = _uri(tmp_path, "paygo.parquet")
+@pytest.mark.parametrize("name", ["paygo.csv", "paygo.csv.gz", "paygo.parquet"])
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("PricingQuantity", 10.5, "integer"),
+        ("PricingQuantity", 2**63, "integer"),
+        ("ConsumedQuantity", "n/a", "number"),
+        ("ConsumedQuantity", True, "number"),
+        ("ChargePeriodStart", "not a time", "timestamp"),
+        ("ChargePeriodStart", 1738368000, "timestamp"),
+    ],
+)
+def test_a_documented_value_that_does_not_fit_its_type_fails_the_write_and_keeps_the_previous_object(
+    tmp_path, name, field, value, kind
+):
+    columns = columns_for("paygo")
+    uri = _uri(tmp_path, name)
+    good = {"ChargePeriodStart": "2025-02-01T00:00:00Z", "PricingQuantity": 10, "ConsumedQuantity": 1}
+    write_records([good], resolve_output(uri), columns=columns)
+    before = (tmp_path / name).read_bytes()
+    records = [good, good, {**good, field: value}]
 
-    with caplog.at_level(logging.WARNING, logger="airflow_provider_cfbilling.sinks"):
-        write_records(iter(records), resolve_output(uri), columns=columns_for("paygo"), batch_size=2)
+    with pytest.raises(ValueError) as raised:
+        write_records(iter(records), resolve_output(uri), columns=columns, batch_size=2)
 
-    table = pq.read_table(tmp_path / "paygo.parquet")
-    assert table.schema.field("PricingQuantity").type == pa.float64()
-    assert table.schema.field("ConsumedQuantity").type == pa.string()
-    assert table.schema.field("ChargePeriodStart").type == pa.string()
-    assert table.schema.field("ChargePeriodEnd").type == pa.timestamp("us", tz="UTC"), "untouched columns keep types"
-    assert table.column("PricingQuantity").to_pylist() == [10.0, 10.5, 11.0]
-    assert table.column("ConsumedQuantity").to_pylist() == ["1", "n/a", "2.5"]
-    assert table.column("ChargePeriodStart").to_pylist() == [
-        "2025-02-01T00:00:00Z",
-        "2025-02-01T00:00:00Z",
-        "not a time",
-    ]
-    messages = " ".join(record.getMessage() for record in caplog.records)
-    assert "PricingQuantity is documented as integer" in messages and "as number" in messages
-    assert "ConsumedQuantity is documented as number" in messages
-    assert os.listdir(tmp_path) == ["paygo.parquet"], "the discarded first attempt left nothing"
+    message = str(raised.value)
+    assert f"column {field!r} of paygo records is documented as {kind}" in message
+    assert repr(value) in message and type(value).__name__ in message
+    assert "record format has changed" in message and "JSON Lines" in message
+    assert uri in message
+    assert (tmp_path / name).read_bytes() == before, "the previous object is untouched"
+    assert os.listdir(tmp_path) == [name], "and nothing else is left"
+
+
+def test_a_misfit_in_snake_key_style_names_the_column_as_written(tmp_path):
+    with pytest.raises(ValueError, match=r"column 'pricing_quantity' of paygo records is documented as integer"):
+        write_records(
+            [{"pricing_quantity": "many"}],
+            resolve_output(_uri(tmp_path, "p.parquet")),
+            columns=columns_for("paygo", "snake"),
+        )
 
 
 def test_parquet_accepts_integral_floats_in_integer_columns_and_odd_timestamp_spellings(tmp_path):
@@ -201,20 +221,36 @@ def test_parquet_accepts_integral_floats_in_integer_columns_and_odd_timestamp_sp
         datetime(2025, 2, 1, 0, 0, 0, 123456, tzinfo=timezone.utc),
     ]
 
+    write_records(iter(records), resolve_output(_uri(tmp_path, "p.csv")), columns=columns_for("paygo"))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "p.csv").read_text(), newline="")))
+    assert [row["PricingQuantity"] for row in rows] == ["10", "11", ""], "an integer column holds integers"
+    assert [row["ChargePeriodStart"] for row in rows] == [record["ChargePeriodStart"] for record in records]
 
-def test_a_redacted_profile_writes_to_parquet_with_redacted_integers_as_strings(tmp_path):
-    profile = {"id": "b69a", "card_expiry_month": 12, "is_partner": False, "created_on": "2014-03-01T12:21:59.3456Z"}
 
-    write_records(
-        [redact_profile(profile)],
-        resolve_output(_uri(tmp_path, "profile.parquet")),
-        columns=columns_for("profile"),
-    )
+def test_a_redacted_profile_keeps_its_documented_types_with_redacted_integers_as_null(tmp_path):
+    profile = {
+        "id": "b69a",
+        "card_expiry_month": 12,
+        "first_name": "Ada",
+        "is_partner": False,
+        "created_on": "2014-03-01T12:21:59.3456Z",
+    }
+    columns = columns_for("profile")
 
-    row = pq.read_table(tmp_path / "profile.parquet").to_pylist()[0]
-    assert row["card_expiry_month"] == "[REDACTED]"
+    write_records([redact_profile(profile)], resolve_output(_uri(tmp_path, "profile.parquet")), columns=columns)
+    write_records([redact_profile(profile)], resolve_output(_uri(tmp_path, "profile.csv")), columns=columns)
+    write_records([profile], resolve_output(_uri(tmp_path, "plain.parquet")), columns=columns)
+
+    table = pq.read_table(tmp_path / "profile.parquet")
+    assert table.schema == pq.read_schema(tmp_path / "plain.parquet"), "redaction does not change the schema"
+    assert table.schema.field("card_expiry_month").type == pa.int64()
+    row = table.to_pylist()[0]
+    assert row["card_expiry_month"] is None, "no integer to show: withheld, like a missing value"
+    assert row["first_name"] == "[REDACTED]", "string columns say so"
     assert row["is_partner"] is False
     assert row["created_on"] == datetime(2014, 3, 1, 12, 21, 59, 345600, tzinfo=timezone.utc)
+    cells = next(csv.DictReader(io.StringIO((tmp_path / "profile.csv").read_text(), newline="")))
+    assert (cells["card_expiry_month"], cells["first_name"]) == ("", "[REDACTED]")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -231,14 +267,16 @@ def test_read_records_reads_back_what_was_written(tmp_path, make_records, name):
     elif name.startswith("usage.csv"):
         assert back[11]["x_FutureCount"] == "11" and back[11]["BilledCost"] is None
     else:
-        assert back[11]["x_FutureCount"] == 11
+        assert back[11]["x_FutureCount"] == "11", "undocumented fields are strings in Parquet too"
         assert back[0]["ChargePeriodStart"] == datetime(2025, 5, 1, tzinfo=timezone.utc)
 
 
 # ---- empty windows ---------------------------------------------------------------------------
 
 
-def test_empty_windows_give_valid_empty_files(tmp_path):
+def test_empty_windows_give_valid_empty_files(tmp_path, make_records):
+    # A day of documented records, to compare the empty day's schema with.
+    write_records(make_records(3), resolve_output(_uri(tmp_path, "full.parquet")), columns=V2_COLUMNS)
     results = {
         name: write_records(iter([]), resolve_output(_uri(tmp_path, name)), columns=V2_COLUMNS) for name in NAMES
     }
@@ -250,11 +288,14 @@ def test_empty_windows_give_valid_empty_files(tmp_path):
     assert gzip.decompress((tmp_path / "usage.csv.gz").read_bytes()).decode() == header
     table = pq.read_table(tmp_path / "usage.parquet")
     assert table.num_rows == 0
-    assert table.schema.names == [column.name for column in V2_COLUMNS]
+    assert table.schema == pq.read_schema(tmp_path / "full.parquet"), "the documented schema, no rows"
     assert table.schema.field("ChargePeriodStart").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("ConsumedQuantity").type == pa.float64()
     for name, result in results.items():
+        data = (tmp_path / name).read_bytes()
         assert result.records == 0
-        assert result.bytes == (tmp_path / name).stat().st_size
+        assert result.bytes == len(data)
+        assert result.sha256 == hashlib.sha256(data).hexdigest()
 
 
 # ---- idempotency -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ fsspec's in-memory filesystem stands in for them (GCS, Azure, ...): real fsspec 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import uuid
 
@@ -45,6 +46,7 @@ def test_write_and_read_back(memory_fs, folder, make_records, name):
 
     assert result.records == 2500
     assert result.bytes == memory_fs.size(uri.removeprefix("memory:/"))
+    assert result.sha256 == hashlib.sha256(memory_fs.cat_file(uri.removeprefix("memory:/"))).hexdigest()
     assert len(read_records(uri)) == 2500
     assert _listing(memory_fs, folder) == [name], "the temporary sibling is gone"
 

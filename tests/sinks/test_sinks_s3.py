@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 
@@ -53,6 +54,7 @@ def test_every_format_lands_in_s3_as_it_does_on_disk(s3_server, s3, s3_prefix, t
     assert body == (tmp_path / name).read_bytes(), "the same bytes whatever the filesystem"
     assert (result.records, result.bytes, result.uri) == (2500, len(body), f"s3://{bucket}/{key}")
     assert local.bytes == result.bytes
+    assert result.sha256 == local.sha256 == hashlib.sha256(body).hexdigest(), "of the object as stored"
     if name.endswith(".parquet"):
         assert pq.read_table(io.BytesIO(body)).num_rows == 2500
     elif name.startswith("usage.jsonl"):

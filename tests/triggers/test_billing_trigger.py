@@ -27,6 +27,8 @@ from airflow_provider_cfbilling.hooks.envelope import MalformedBodyError
 from airflow_provider_cfbilling.triggers.billing import (
     CloudflareUsageAvailableTrigger,
     count_records_on_day,
+    error_event_payload,
+    is_permanent,
     is_transient,
 )
 
@@ -194,6 +196,49 @@ def test_counting_keeps_only_the_day_and_the_metric() -> None:
 )
 def test_which_errors_are_waited_out(error: Exception, transient: bool) -> None:
     assert is_transient(error) is transient
+    # The trigger decides from the errors' own ``retryable``; what is not transient is permanent,
+    # except an error that is not the provider's (a bug): neither waited out nor "permanent".
+    assert is_permanent(error) is (not transient and not isinstance(error, RuntimeError))
+    if isinstance(error, (CloudflareAPIError, CloudflareInputError)):
+        assert error.retryable is transient
+
+
+def test_error_event_payload_carries_whether_it_is_permanent() -> None:
+    error = CloudflarePermissionError(
+        "The credentials lack permission",
+        status=403,
+        codes=[10000],
+        messages=["Authentication error for secret_value_123"],
+        endpoint="/accounts/{account_id}/billable/usage",
+    )
+    payload = error_event_payload(
+        error,
+        day=AVAILABLE_DAY,
+        account_id=DEFAULT_ACCOUNT_ID,
+        redact=lambda text: text.replace("secret_value_123", "***"),
+    )
+    assert payload == {
+        "status": "error",
+        "message": "The credentials lack permission | endpoint /accounts/{account_id}/billable/usage | HTTP 403 | "
+        "Cloudflare errors [10000: Authentication error for ***]",
+        "http_status": 403,
+        "codes": [10000],
+        "error_type": "CloudflarePermissionError",
+        "permanent": True,
+        "summary": "The credentials lack permission",
+        "messages": ["Authentication error for ***"],
+        "endpoint": "/accounts/{account_id}/billable/usage",
+        "day": AVAILABLE_DAY,
+        "account_id": DEFAULT_ACCOUNT_ID,
+    }
+    bad_input = error_event_payload(CloudflareInputError("metric", "bad", "fix"), day=AVAILABLE_DAY, account_id="a")
+    assert (bad_input["permanent"], bad_input["parameter"], bad_input["problem"], bad_input["fix"]) == (
+        True,
+        "metric",
+        "bad",
+        "fix",
+    )
+    assert error_event_payload(RuntimeError("bug"), day=AVAILABLE_DAY, account_id="a")["permanent"] is False
 
 
 # ---------------------------------------------------------------------------------------------- against the emulator
@@ -317,6 +362,7 @@ def test_bad_credentials_fail_at_once(
     assert payload["http_status"] == status
     assert payload["codes"] == [code]
     assert payload["error_type"] == error_type
+    assert payload["permanent"] is True
     assert str(code) in payload["message"]
     assert token not in json.dumps(payload)
 
@@ -326,6 +372,7 @@ def test_bad_input_fails_at_once_without_a_request(emulator: Any, cloudflare_con
     payload = first_event(make_trigger(metric="not a metric"))
     assert payload["status"] == "error"
     assert payload["error_type"] == "CloudflareInputError"
+    assert payload["permanent"] is True and payload["parameter"] == "metric"
     assert payload["http_status"] is None and payload["codes"] == []
     assert emulator.request_log == []
 
@@ -359,6 +406,17 @@ def test_a_timeout_during_transient_errors_reports_the_last_error(emulator: Any,
     assert payload["records"] is None
     assert "502" in payload["last_error"]
     assert "no successful check" in payload["message"]
+    # The sensor raises this transient error rather than a sensor timeout: Airflow retries it.
+    assert (payload["last_error_type"], payload["last_http_status"]) == ("CloudflareServerError", 502)
+
+
+def test_a_timeout_after_an_answer_reports_no_error(emulator: Any, cloudflare_conn: Any) -> None:
+    # The first check fails, the later ones answer "not yet": the last check is what counts.
+    emulator.add_fault(route="v2", kind="status", status=502, count=1)
+    payload = first_event(make_trigger(day=PENDING_DAY, end_time=time.time() + 0.8, retry_settings={"max_retries": 0}))
+    assert payload["status"] == "timeout"
+    assert payload["records"] == 0
+    assert (payload["last_error"], payload["last_error_type"], payload["last_http_status"]) == (None, None, None)
 
 
 def test_a_long_retry_after_never_outlives_end_time(emulator: Any, cloudflare_conn: Any) -> None:
@@ -369,6 +427,9 @@ def test_a_long_retry_after_never_outlives_end_time(emulator: Any, cloudflare_co
     assert payload["status"] == "timeout"
     assert time.monotonic() - started < 2.0
     assert len(usage_requests(emulator)) == 1
+    # No check ever got an answer: as transient as a failed one (the status is unknown).
+    assert payload["last_error"] == "the last check was still retrying at the deadline"
+    assert (payload["last_error_type"], payload["last_http_status"]) == ("CloudflareServerError", None)
 
 
 def test_paygo_request_starts_at_the_given_from_date(emulator: Any, cloudflare_conn: Any) -> None:

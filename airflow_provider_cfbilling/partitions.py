@@ -1,0 +1,131 @@
+"""Destination placeholders and day partitions.
+
+A destination may name the window it holds: ``{account_id}``, ``{period_start}`` and
+``{period_end}`` (exclusive) are filled from the window actually fetched, after Jinja, and
+``{charge_date}`` makes one object per UTC day of the window. Placeholders are single braces, so
+they never collide with Jinja's double ones, and are filled by the operator, which knows the
+window; Jinja only knows the data interval, whose days are not the window's in every timezone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from airflow_provider_cfbilling.exceptions import CloudflareInputError
+from airflow_provider_cfbilling.manifests import ContentDigest
+from airflow_provider_cfbilling.windows import Window
+
+PLACEHOLDERS = ("account_id", "period_start", "period_end", "charge_date")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_SPOOL_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class DestinationTemplate:
+    """A rendered ``destination`` whose placeholders are still to fill."""
+
+    text: str
+
+    @property
+    def per_day(self) -> bool:
+        """One object per UTC day (``{charge_date}`` is in the destination)."""
+        return "{charge_date}" in self.text
+
+    def render(self, account_id: str, window: Window, charge_date: dt.date | None = None) -> str:
+        """The destination for ``window`` (and, with ``{charge_date}``, for one of its days)."""
+        start, end = window.as_strings()
+        values = {"account_id": account_id, "period_start": start, "period_end": end}
+        if charge_date is not None:
+            values["charge_date"] = charge_date.isoformat()
+        return _PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), self.text)
+
+
+def parse_destination(destination: str) -> DestinationTemplate:
+    """Check the placeholders of a rendered destination (before any request)."""
+    for match in _PLACEHOLDER.finditer(destination):
+        if match[1] not in PLACEHOLDERS:
+            known = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+            raise CloudflareInputError(
+                "destination",
+                f"{match[0]!r} is not a placeholder this operator fills",
+                f"Use {known} (filled from the window fetched), or Jinja ('{{{{ ds }}}}') for other values",
+            )
+    return DestinationTemplate(destination)
+
+
+def digesting(records: Iterable[dict[str, Any]], digest: ContentDigest) -> Iterator[dict[str, Any]]:
+    """``records`` unchanged, each also counted into ``digest``."""
+    from airflow_provider_cfbilling.sinks import encode_json
+
+    for record in records:
+        digest.add(encode_json(record).encode(), record)
+        yield record
+
+
+class DaySpool:
+    """Records grouped by UTC day, spooled to one local temporary file so memory stays flat,
+    with each day's :class:`~.manifests.ContentDigest` (``digests``).
+
+    Records arrive in whatever order the API sends them; each day's records are read back in
+    that same order. Pickled in batches (fast and exact for every Python value); the file is
+    unlinked at creation and lives in ``TMPDIR``.
+    """
+
+    def __init__(self, records: Iterable[dict[str, Any]], day_of: Callable[[dict[str, Any]], dt.date]) -> None:
+        from airflow_provider_cfbilling.sinks import encode_json
+
+        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="cfbilling-days-")  # noqa: SIM115
+        self._offsets: dict[dt.date, list[int]] = {}
+        self.counts: dict[dt.date, int] = {}
+        self.digests: dict[dt.date, ContentDigest] = {}
+        pending: dict[dt.date, list[dict[str, Any]]] = {}
+        try:
+            for record in records:
+                day = day_of(record)
+                digest = self.digests.get(day)
+                if digest is None:
+                    digest = self.digests[day] = ContentDigest()
+                digest.add(encode_json(record).encode(), record)
+                batch = pending.setdefault(day, [])
+                batch.append(record)
+                if len(batch) >= _SPOOL_BATCH:
+                    self._dump(day, batch)
+                    pending[day] = []
+            for day, batch in pending.items():
+                if batch:
+                    self._dump(day, batch)
+            self._file.flush()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _dump(self, day: dt.date, batch: list[dict[str, Any]]) -> None:
+        self._offsets.setdefault(day, []).append(self._file.tell())
+        self.counts[day] = self.counts.get(day, 0) + len(batch)
+        pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def records(self, day: dt.date) -> Iterator[dict[str, Any]]:
+        """The records of ``day``, in arrival order (none for a day without usage)."""
+        for offset in self._offsets.get(day, ()):
+            self._file.seek(offset)
+            yield from pickle.load(self._file)
+
+    def __enter__(self) -> DaySpool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._file.close()
+
+
+def days_of(window: Window) -> list[dt.date]:
+    """Every UTC day of ``window``, in order."""
+    return [window.start + dt.timedelta(days=offset) for offset in range(window.days)]
+
+
+__all__ = ["PLACEHOLDERS", "DaySpool", "DestinationTemplate", "days_of", "digesting", "parse_destination"]
