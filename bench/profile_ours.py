@@ -158,7 +158,7 @@ def profile_phases(out: Path) -> None:
     from airflow_provider_cfbilling import sinks, windows
     from airflow_provider_cfbilling.hooks.cloudflare import V2_USAGE_ROUTE, CloudflareHook, _Call
     from airflow_provider_cfbilling.hooks.envelope import iter_envelope_records
-    from airflow_provider_cfbilling.operators.billing import _in_window
+    from airflow_provider_cfbilling.usage import in_window as _in_window
 
     hook = CloudflareHook()
     account = hook.resolve_account_id()

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_cfbilling import records as record_tools
-from airflow_provider_cfbilling import windows
-from airflow_provider_cfbilling.endpoints import PAYGO_PATHS, V2_USAGE, UsageEndpoint
-from airflow_provider_cfbilling.exceptions import CloudflareInputError, CloudflareNotFoundError, CloudflareRequestError
+from airflow_provider_cfbilling import usage, windows
+from airflow_provider_cfbilling.endpoints import PAYGO_PATHS, V2_USAGE
+from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.partitions import DaySpool, DestinationTemplate, parse_destination
 from airflow_provider_cfbilling.version_compat import BaseOperator, OutletAsset, OutletAssetAlias
 
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_XCOM_RECORDS = 1000
-CHARGE_PERIOD_START = record_tools.CHARGE_PERIOD_START
-METRIC_ID = record_tools.METRIC_ID
 
 
 class _CloudflareBillingOperator(BaseOperator):
@@ -227,27 +224,6 @@ def _openlineage_dataset(dataset_class: Any, uri: str) -> Any:
     return dataset_class(namespace=f"{parts.scheme}://{parts.netloc}", name=parts.path.lstrip("/"))
 
 
-def _in_window(
-    records: Iterable[dict[str, Any]], window: windows.Window, endpoint: str, metric: str | None = None
-) -> Iterator[dict[str, Any]]:
-    """Records whose ``ChargePeriodStart`` lies in the window (and whose metric matches)."""
-    start, end = window.start_timestamp, window.end_timestamp
-    parse = record_tools.parse_timestamp
-    for record in records:
-        charge_start = record.get(CHARGE_PERIOD_START)
-        if charge_start is None:
-            raise CloudflareRequestError(  # a changed record format: retrying cannot help
-                f"A usage record from {endpoint} has no {CHARGE_PERIOD_START}, so it cannot be placed in the window; "
-                "the API's record format may have changed",
-                endpoint=endpoint,
-            )
-        if not start <= parse(charge_start) < end:
-            continue
-        if metric is not None and record.get(METRIC_ID) != metric:
-            continue
-        yield record
-
-
 class _UsageOperator(_CloudflareBillingOperator):
     """Shared by the two usage operators: the window, its requests and day partitions.
 
@@ -299,37 +275,26 @@ class _UsageOperator(_CloudflareBillingOperator):
         start, end = window.as_strings()
         return {"account_id": account_id, "period_start": start, "period_end": end, "endpoint": endpoint}
 
-    def _fetch(
+    def _run(
         self,
-        requests: list[windows.UsageRequest],
-        get: Any,
-        endpoint: str,
-        metric: str | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """The window's records, request by request, with a progress line per request.
-
-        ``get(from_date, to_date)`` performs one request; each request keeps only the records of
-        its own days, so records a server returns for a neighbouring day are never doubled.
-        """
-        started = time.monotonic()
-        kept = 0
-        for number, request in enumerate(requests, 1):
-            self.log.info(
-                "Request %d of %d: %s from=%s to=%s for [%s, %s) (%d records so far, %.1f s)",
-                number,
-                len(requests),
-                endpoint,
-                request.request_start,
-                request.request_end,
-                request.days.start,
-                request.days.end,
-                kept,
-                time.monotonic() - started,
-            )
-            for record in _in_window(get(request.request_start, request.request_end), request.days, endpoint, metric):
-                kept += 1
-                yield record
-        self.log.info("Fetched %d records in %d request(s) in %.1f s", kept, len(requests), time.monotonic() - started)
+        hook: CloudflareHook,
+        plan: usage.UsagePlan,
+        target: tuple[DestinationTemplate, OutputSpec] | None,
+        context: Any,
+    ) -> Any:
+        self.log.info(
+            "Fetching %s usage of account %s for [%s, %s) from %s in %d request(s)%s",
+            "v2" if plan.source == "v2" else "PayGo",
+            plan.account_id,
+            plan.window.start,
+            plan.window.end,
+            plan.endpoint.route,
+            len(plan.requests),
+            f", metric {plan.metric}" if plan.metric else "",
+        )
+        landing = self._landing(plan.path, plan.account_id, plan.source)
+        with hook:
+            return self._deliver(plan.records(self.log), target, landing, plan.window, context)
 
     def _deliver(
         self,
@@ -343,7 +308,7 @@ class _UsageOperator(_CloudflareBillingOperator):
         if target is None or not target[0].per_day:
             return self._land(records, target, landing, window, summary, context)
         template = target[0]
-        with DaySpool(records, _charge_day) as spool:
+        with DaySpool(records, usage.charge_day) as spool:
             partitions = landing.write_days(spool, template, window)
         self._written_uris = [part["uri"] for part in partitions if part["status"] != "unchanged"]
         counts = {status: sum(part["status"] == status for part in partitions) for status in _STATUSES}
@@ -382,10 +347,6 @@ def _whole_days(value: Any, parameter: str, example: str) -> int:
     return value
 
 
-def _charge_day(record: dict[str, Any]) -> dt.date:
-    return record_tools.parse_timestamp(record[CHARGE_PERIOD_START]).date()
-
-
 class CloudflareUsageV2Operator(_UsageOperator):
     """v2 (FinOps FOCUS 1.3) usage of one account for a window (``GET /accounts/{id}/billable/usage``).
 
@@ -406,30 +367,12 @@ class CloudflareUsageV2Operator(_UsageOperator):
 
     def execute(self, context: Any) -> Any:
         window = self._window(context)
-        metric = self.metric or None
         hook = self.get_hook()
         account_id = hook.resolve_account_id(self.account_id)
         target = self._usage_target(account_id, window)
-        endpoint = V2_USAGE.route.format(account_id=account_id)
-        requests = windows.plan_requests(window, V2_USAGE)
-        # Every request is validated (connection, dates, metric) before the sink opens anything.
-        for request in requests:
-            hook.check_v2_usage(account_id, request.request_start, request.request_end, metric)
-        self.log.info(
-            "Fetching v2 usage of account %s for [%s, %s) in %d request(s)%s",
-            account_id,
-            window.start,
-            window.end,
-            len(requests),
-            f", metric {metric}" if metric else "",
-        )
-
-        def get(start: dt.date, end: dt.date) -> Iterator[dict[str, Any]]:
-            return hook.get_v2_usage(account_id, start, end, metric)
-
-        landing = self._landing(endpoint, account_id, self.source)
-        with hook:
-            return self._deliver(self._fetch(requests, get, endpoint, metric), target, landing, window, context)
+        # Every request is checked (connection, dates, metric) before the sink opens anything.
+        plan = usage.plan_v2(hook, account_id, window, self.metric or None)
+        return self._run(hook, plan, target, context)
 
 
 class CloudflarePaygoUsageOperator(_UsageOperator):
@@ -461,46 +404,10 @@ class CloudflarePaygoUsageOperator(_UsageOperator):
         window = self._window(context)
         hook = self.get_hook()
         account_id = hook.resolve_account_id(self.account_id)
-        usage = hook.paygo_usage_endpoint(self.paygo_path or None)
         target = self._usage_target(account_id, window)
-        endpoint = usage.route.format(account_id=account_id)
-        try:
-            with hook:
-                requests = self._plan(hook, account_id, usage, window)
-                for request in requests:
-                    hook.check_paygo_usage(account_id, request.request_start, request.request_end, usage.name)
-                self.log.info(
-                    "Fetching PayGo usage of account %s for [%s, %s) from %s in %d request(s)",
-                    account_id,
-                    window.start,
-                    window.end,
-                    usage.route,
-                    len(requests),
-                )
-
-                def get(start: dt.date, end: dt.date) -> Iterator[dict[str, Any]]:
-                    return hook.get_paygo_usage(account_id, start, end, usage.name)
-
-                landing = self._landing(endpoint, account_id, usage.source)
-                return self._deliver(self._fetch(requests, get, endpoint), target, landing, window, context)
-        except CloudflareNotFoundError as error:
-            if 7003 not in error.codes:
-                raise
-            others = ", ".join(repr(other) for other in PAYGO_PATHS if other != usage.name)
-            error.summary = (
-                f"Cloudflare has no PayGo route {usage.route} for this account (code 7003). The PayGo endpoint has "
-                f"moved over time; set paygo_path to one of {others} (or extra.paygo_path on the connection)"
-            )
-            error.args = (error._render(),)
-            raise
-
-    def _plan(
-        self, hook: CloudflareHook, account_id: str, usage: UsageEndpoint, window: windows.Window
-    ) -> list[windows.UsageRequest]:
-        if not usage.anchor_rule:
-            return windows.plan_requests(window, usage)
-        info = hook.get_paygo_usage_info(account_id, usage.name)
-        return windows.plan_requests(window, usage, lambda day: windows.anchored_start(info, day))
+        with hook:  # the anchor-day lookup is a request: keep the connection for the fetch
+            plan = usage.plan_paygo(hook, account_id, window, self.paygo_path or None)
+            return self._run(hook, plan, target, context)
 
 
 class CloudflareBillingProfileOperator(_CloudflareBillingOperator):
