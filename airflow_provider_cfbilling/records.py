@@ -321,8 +321,8 @@ Cloudflare adds later are redacted too, until they are added here.
 
 _PROFILE_KEPT = frozenset(PROFILE_KEPT_FIELDS)
 
-# Derived, not a list to maintain: the documented fields that are redacted. Redaction never reads
-# it; it remains for the tests under tests/operators and tests/examples that still import it.
+# Derived, not a list to maintain: the documented fields that are redacted (for docs and checks;
+# redaction itself reads only the allow-list, so undocumented fields are redacted too).
 PROFILE_REDACTED_FIELDS: tuple[str, ...] = tuple(
     column.name for column in SCHEMAS["profile"] if column.name not in _PROFILE_KEPT
 )

@@ -26,8 +26,8 @@ What it proves:
    deferred sensor shows it polling, finding the day and firing), each partition holds exactly the
    emulator's records for its account and day, no temporary file is left in the lake, and every
    request the emulator saw is accounted for.
-3. ``airflow backfill create --reprocess-behavior completed`` re-runs every day: every partition
-   is rewritten (a new file) with the same bytes (SHA-256 before and after).
+3. ``airflow backfill create --reprocess-behavior completed`` re-runs every day: the data has not
+   changed, so every partition and its manifest are left untouched (SHA-256, inode and mtime).
 
 Teardown: every process it starts gets a session (process group) of its own and a marker in its
 environment; on success, failure, timeout (``--timeout``) and SIGINT/SIGTERM/SIGHUP the Airflow
@@ -1342,14 +1342,22 @@ class Deployment:
                 same_bytes += canonical.encode() == data
                 records += len(landed)
                 states[path] = file_state(path)
+                # Its manifest, written after it, describes exactly these bytes.
+                manifest_path = path.parent / f"_{path.name}.manifest.json"
+                if not manifest_path.is_file():
+                    raise DeployError(f"manifest missing: {manifest_path}")
+                manifest = json.loads(manifest_path.read_text())
+                if (manifest.get("sha256"), manifest.get("records")) != (states[path].sha256, len(landed)):
+                    raise DeployError(f"{manifest_path} does not describe {path}: {manifest}")
+                states[manifest_path] = file_state(manifest_path)
         files = sorted(str(p.relative_to(self.lake)) for p in self.lake.rglob("*") if p.is_file())
         expected_files = sorted(str(p.relative_to(self.lake)) for p in states)
         if files != expected_files:
             raise DeployError(f"unexpected files in the lake: {sorted(set(files) - set(expected_files))}")
         self.report.add(
-            f"partitions: {len(states)} ({len(s.accounts)} accounts x {s.days} days), {records} records, each equal to "
-            f"/__emulator__/expected for its account and day ({same_bytes} byte-identical to the emulator's JSON lines); "
-            "no other file in the lake"
+            f"partitions: {len(states) // 2} ({len(s.accounts)} accounts x {s.days} days), {records} records, each "
+            f"equal to /__emulator__/expected for its account and day ({same_bytes} byte-identical to the emulator's "
+            "JSON lines), each with a manifest that describes it; no other file in the lake"
         )
         return states
 
@@ -1372,21 +1380,16 @@ class Deployment:
             raise DeployError(f"only {rerun} of {len(before)} land_usage task instances ran again")
         self.check_task_instances("backfill 2", try_number=2)
         after = self.check_partitions()
-        changed = [path for path in before if before[path].sha256 != after[path].sha256]
-        not_rewritten = [
-            path
-            for path in before
-            if (before[path].inode, before[path].mtime_ns) == (after[path].inode, after[path].mtime_ns)
-        ]
-        if changed:
-            raise DeployError(f"{len(changed)} partition(s) changed bytes on re-run: {changed[:3]}")
-        if not_rewritten:
-            raise DeployError(f"{len(not_rewritten)} partition(s) were not rewritten: {not_rewritten[:3]}")
+        # The data did not change, so a re-run rewrites nothing: every object and manifest keeps
+        # its bytes, its inode and its modification time.
+        touched = [path for path in before if before[path] != after[path]]
+        if touched:
+            raise DeployError(f"{len(touched)} file(s) of unchanged days were rewritten on re-run: {touched[:3]}")
         self.report.add(
-            f"re-run: {rerun} land_usage task instances ran again; all {len(after)} partitions rewritten (new inode/mtime) "
-            "with identical SHA-256"
+            f"re-run: {rerun} land_usage task instances ran again; all {len(after)} objects and manifests untouched "
+            "(same SHA-256, inode and mtime): unchanged days are not rewritten"
         )
-        say(f"Backfill {backfill_id}: every partition rewritten with the same bytes")
+        say(f"Backfill {backfill_id}: every partition found unchanged and left untouched")
 
     def check_requests(self) -> None:
         """Every request the emulator saw is accounted for, and none failed."""

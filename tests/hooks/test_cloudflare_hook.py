@@ -22,7 +22,8 @@ from airflow_provider_cfbilling.exceptions import (
     CloudflareRateLimitError,
     CloudflareServerError,
 )
-from airflow_provider_cfbilling.hooks import cloudflare as hook_module
+from airflow_provider_cfbilling.hooks import settings as settings_module
+from airflow_provider_cfbilling.hooks import transport as transport_module
 from airflow_provider_cfbilling.hooks.cloudflare import CloudflareHook, RetrySettings, parse_retry_after
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -67,8 +68,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def fake_async_sleep(seconds: float) -> None:
         recorded.append(seconds)
 
-    monkeypatch.setattr(hook_module.time, "sleep", recorded.append)
-    monkeypatch.setattr(hook_module.asyncio, "sleep", fake_async_sleep)
+    monkeypatch.setattr(transport_module.time, "sleep", recorded.append)
+    monkeypatch.setattr(transport_module.asyncio, "sleep", fake_async_sleep)
     return recorded
 
 
@@ -351,7 +352,7 @@ def test_large_body_cut_short_is_malformed():
 def test_small_bodies_are_parsed_once(monkeypatch):
     calls = []
     real_load = json.load
-    monkeypatch.setattr(hook_module.json, "load", lambda *a, **k: calls.append(1) or real_load(*a, **k))
+    monkeypatch.setattr(transport_module.json, "load", lambda *a, **k: calls.append(1) or real_load(*a, **k))
     recorder = Recorder(ok())
     assert list(make_hook(recorder).get_v2_usage()) == [RECORD]
     assert calls == [1]
@@ -655,7 +656,7 @@ def test_an_unreadable_environment_connection_is_named_when_airflow_hides_it(mon
     assert "cloudflare_default" in raised.value.parameter
     assert "hunter22" not in str(raised.value)
     # The async lookup explains it the same way.
-    monkeypatch.setattr(hook_module, "aget_connection", lambda conn_id: _raise_async(_NotDefined(conn_id)))
+    monkeypatch.setattr(settings_module, "aget_connection", lambda conn_id: _raise_async(_NotDefined(conn_id)))
     with pytest.raises(CloudflareInputError):
         asyncio.run(CloudflareHook()._asettings())
 
