@@ -200,6 +200,18 @@ def asset_events(dag_run: Any) -> dict[str, Any]:
         return {uri: extra for uri, extra in rows}
 
 
+def asset_event_count() -> int:
+    """How many asset (2.x: dataset) events the metadata DB holds, from every run."""
+    from airflow.utils.session import create_session
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.asset import AssetEvent as event
+    else:
+        from airflow.models.dataset import DatasetEvent as event  # type: ignore[no-redef]
+    with create_session() as session:
+        return int(session.query(event).count())
+
+
 def reschedule_count(dag_run: Any, task_id: str) -> int:
     """How many times the run's task ``task_id`` was rescheduled (a sensor in reschedule mode)."""
     from airflow.models.taskreschedule import TaskReschedule
