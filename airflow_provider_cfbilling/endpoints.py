@@ -48,6 +48,17 @@ V2_USAGE = UsageEndpoint(
     focus_version="1.3",  # "aligned with the FinOps FOCUS v1.3 ... specification"
 )
 
+# Every account of an organization at once: the same FOCUS records and rules as V2_USAGE.
+ORGANIZATION_USAGE = UsageEndpoint(
+    name="organization",
+    route="/organizations/{organization_id}/billable/usage",
+    info_route=None,
+    source="v2",
+    anchor_rule=False,
+    max_range_days=31,
+    focus_version="1.3",
+)
+
 PAYGO_ENDPOINTS: dict[str, UsageEndpoint] = {
     endpoint.name: endpoint
     for endpoint in (
@@ -83,6 +94,13 @@ PAYGO_ENDPOINTS: dict[str, UsageEndpoint] = {
 }
 
 PAYGO_PATHS = list(PAYGO_ENDPOINTS)
+
+# Snapshots (one request, or pages of one).
+PROFILE_ROUTE = "/accounts/{account_id}/billing/profile"
+SUBSCRIPTIONS_ROUTE = "/accounts/{account_id}/subscriptions"
+BILLING_HISTORY_ROUTE = "/accounts/{account_id}/billing/history"  # paginated: page, per_page
+DEFAULT_HISTORY_PER_PAGE = 50
+DEFAULT_HISTORY_MAX_PAGES = 1000
 DEFAULT_PAYGO_PATH = "billable-usage"
 
 
@@ -97,9 +115,15 @@ def paygo_endpoint(name: str) -> UsageEndpoint | None:
 
 
 __all__ = [
+    "BILLING_HISTORY_ROUTE",
+    "DEFAULT_HISTORY_MAX_PAGES",
+    "DEFAULT_HISTORY_PER_PAGE",
     "DEFAULT_PAYGO_PATH",
+    "ORGANIZATION_USAGE",
     "PAYGO_ENDPOINTS",
     "PAYGO_PATHS",
+    "PROFILE_ROUTE",
+    "SUBSCRIPTIONS_ROUTE",
     "V2_USAGE",
     "UsageEndpoint",
     "max_request_gap",

@@ -19,6 +19,11 @@ def _connection_fields() -> dict[str, Any]:
             "description": "Default Cloudflare account (32 hexadecimal characters) for every call.",
             "schema": {"type": ["string", "null"], "pattern": "^[0-9a-fA-F]{32}$"},
         },
+        "organization_id": {
+            "label": "Organization ID",
+            "description": "Optional: v2 usage tasks then read every account of this organization.",
+            "schema": {"type": ["string", "null"], "pattern": "^[0-9a-fA-F]{32}$"},
+        },
         "timeout": {
             "label": "Timeout (seconds)",
             "description": "Per-request timeout. Default 60.",
@@ -96,6 +101,13 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Cloudflare Billing",
                 "python-modules": ["airflow_provider_cfbilling.triggers.billing"],
+            }
+        ],
+        "transfers": [
+            {
+                "source-integration-name": "Cloudflare Billing",
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_provider_cfbilling.transfers.cloudflare_to_sql",
             }
         ],
         "connection-types": [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ class Landing:
     """
 
     endpoint: str
-    account_id: str
+    owner: Mapping[str, str]  # {"account_id": ...} or {"organization_id": ...}
     source: str
     key_style: str
     file_format: str | None
@@ -94,7 +94,7 @@ class Landing:
         compared with its manifest first; the partitions, with their ``status``."""
         partitions = []
         for day in days_of(window):
-            spec = self.spec(template.render(self.account_id, window, day))
+            spec = self.spec(template.render(self.owner, window, day))
             digest = spool.digests.get(day) or manifests.ContentDigest()
             period = (day.isoformat(), (day + dt.timedelta(days=1)).isoformat())
             complete = manifests.is_complete(day, self.complete_after_days)
@@ -168,7 +168,7 @@ class Landing:
         changed_at = now if changed or not previous else previous.get("changed_at") or now
         manifest = manifests.build_manifest(
             endpoint=self.endpoint,
-            account_id=self.account_id,
+            owner=self.owner,
             period=period,
             file_format=result.file_format,
             records=result.records,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +77,7 @@ def is_complete(charge_date: dt.date, complete_after_days: int, today: dt.date |
 def build_manifest(
     *,
     endpoint: str,
-    account_id: str,
+    owner: Mapping[str, str],
     period: tuple[str | None, str | None],
     file_format: str,
     records: int,
@@ -94,7 +95,7 @@ def build_manifest(
         "generator": GENERATOR,
         "generator_version": __version__,
         "endpoint": endpoint,
-        "account_id": account_id,
+        "account_id": owner.get("account_id"),
         "period_start": period[0],
         "period_end": period[1],
         "format": file_format,
@@ -108,6 +109,8 @@ def build_manifest(
         "changed_at": changed_at,
         "complete": complete,
     }
+    if "organization_id" in owner:
+        manifest["organization_id"] = owner["organization_id"]
     if focus_version is not None:
         manifest["focus_version"] = focus_version
     return manifest

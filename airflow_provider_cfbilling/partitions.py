@@ -1,8 +1,9 @@
 """Destination placeholders and day partitions.
 
-A destination may name the window it holds: ``{account_id}``, ``{period_start}`` and
-``{period_end}`` (exclusive) are filled from the window actually fetched, after Jinja, and
-``{charge_date}`` makes one object per UTC day of the window. Placeholders are single braces, so
+A destination may name what it holds: ``{account_id}`` (or ``{organization_id}`` for an
+organization's usage), ``{period_start}`` and ``{period_end}`` (exclusive) are filled from the
+window actually fetched, after Jinja, and ``{charge_date}`` makes one object per UTC day of the
+window. Placeholders are single braces, so
 they never collide with Jinja's double ones, and are filled by the operator, which knows the
 window; Jinja only knows the data interval, whose days are not the window's in every timezone.
 """
@@ -13,7 +14,7 @@ import datetime as dt
 import pickle
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -21,7 +22,7 @@ from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.manifests import ContentDigest
 from airflow_provider_cfbilling.windows import Window
 
-PLACEHOLDERS = ("account_id", "period_start", "period_end", "charge_date")
+PLACEHOLDERS = ("account_id", "organization_id", "period_start", "period_end", "charge_date")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _SPOOL_BATCH = 1000
 
@@ -37,13 +38,20 @@ class DestinationTemplate:
         """One object per UTC day (``{charge_date}`` is in the destination)."""
         return "{charge_date}" in self.text
 
-    def render(self, account_id: str, window: Window, charge_date: dt.date | None = None) -> str:
-        """The destination for ``window`` (and, with ``{charge_date}``, for one of its days)."""
+    def render(self, owner: Mapping[str, str], window: Window, charge_date: dt.date | None = None) -> str:
+        """The destination for ``window`` (and, with ``{charge_date}``, for one of its days);
+        ``owner`` names whose data it is (``{"account_id": ...}`` or ``{"organization_id": ...}``).
+        A placeholder without a value is left as it is (see :meth:`unfilled`)."""
         start, end = window.as_strings()
-        values = {"account_id": account_id, "period_start": start, "period_end": end}
+        values = {**owner, "period_start": start, "period_end": end}
         if charge_date is not None:
             values["charge_date"] = charge_date.isoformat()
         return _PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), self.text)
+
+    @staticmethod
+    def unfilled(rendered: str) -> list[str]:
+        """The placeholders a rendered destination still holds."""
+        return [match[0] for match in _PLACEHOLDER.finditer(rendered) if match[1] in PLACEHOLDERS]
 
 
 def parse_destination(destination: str) -> DestinationTemplate:

@@ -33,7 +33,7 @@ class Column(NamedTuple):
     type: ColumnType
 
 
-SOURCES = ("v2", "paygo", "paygo-usage", "billable-usage", "profile")
+SOURCES = ("v2", "paygo", "paygo-usage", "billable-usage", "profile", "subscriptions", "billing_history")
 """Record sources.
 
 - ``v2``: ``GET /accounts/{account_id}/billable/usage`` (FOCUS 1.3 cost and usage).
@@ -42,6 +42,10 @@ SOURCES = ("v2", "paygo", "paygo-usage", "billable-usage", "profile")
   ``SubscriptionId``, ``ZoneId``, ``ZoneName``).
 - ``billable-usage``: ``GET /accounts/{account_id}/billable-usage`` (the newest, wide PayGo record).
 - ``profile``: ``GET /accounts/{account_id}/billing/profile`` (snake_case keys already).
+- ``subscriptions``: ``GET /accounts/{account_id}/subscriptions`` (plans; snake_case keys).
+- ``billing_history``: ``GET /accounts/{account_id}/billing/history`` (charges; snake_case keys).
+
+Organization usage (``GET /organizations/{organization_id}/billable/usage``) has the ``v2`` record.
 """
 
 KEY_STYLES = ("api", "snake")
@@ -188,6 +192,36 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
         ("validation_code", "string"),
         ("vat", "string"),
         ("zipcode", "string"),
+    ),
+    # cloudflare-python 5.9.0 types/shared/subscription.py (every field optional); the nested
+    # rate_plan is written as compact JSON, like v2 Tags.
+    "subscriptions": _columns(
+        ("id", "string"),
+        ("currency", "string"),
+        ("current_period_start", "timestamp"),
+        ("current_period_end", "timestamp"),
+        ("frequency", "string"),
+        ("price", "number"),
+        ("state", "string"),
+        ("rate_plan", "string"),
+    ),
+    # cloudflare-python 5.9.0 types/billing/history_list_response.py (every field optional).
+    "billing_history": _columns(
+        ("id", "string"),
+        ("occurred_at", "timestamp"),
+        ("type", "string"),
+        ("action", "string"),
+        ("description", "string"),
+        ("amount", "number"),
+        ("amount_to_pay", "number"),
+        ("currency", "string"),
+        ("status", "string"),
+        ("invoice_id", "string"),
+        ("external_invoice_id", "string"),
+        ("hosted_invoice_url", "string"),
+        ("receipt_id", "string"),
+        ("source", "string"),
+        ("source_invoice_id", "string"),
     ),
 }
 
@@ -344,6 +378,25 @@ def redact_profile(record: dict[str, Any]) -> dict[str, Any]:
     either key style.
     """
     return {key: (value if value is None or _is_kept_profile_field(key) else REDACTED) for key, value in record.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Billing history redaction
+# --------------------------------------------------------------------------------------------
+
+# A billing history item can carry links that open an invoice (and pay it) without a login: a
+# bearer credential in a URL. Matched by name, so links Cloudflare adds later are caught too.
+_SECRET_LINK_HINT = re.compile(r"url|link|token|secret", re.IGNORECASE)
+
+
+def redact_billing_history(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a billing history item with every link-like field (``hosted_invoice_url``, and
+    any field whose name holds ``url``, ``link``, ``token`` or ``secret``) replaced by
+    ``"[REDACTED]"``; null stays null, keys keep their place."""
+    return {
+        key: (REDACTED if value is not None and _SECRET_LINK_HINT.search(key) else value)
+        for key, value in record.items()
+    }
 
 
 # --------------------------------------------------------------------------------------------

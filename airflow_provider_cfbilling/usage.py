@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cfbilling import records as record_tools
 from airflow_provider_cfbilling import windows
-from airflow_provider_cfbilling.endpoints import PAYGO_PATHS, V2_USAGE, UsageEndpoint
+from airflow_provider_cfbilling.endpoints import ORGANIZATION_USAGE, PAYGO_PATHS, V2_USAGE, UsageEndpoint
 from airflow_provider_cfbilling.exceptions import CloudflareNotFoundError, CloudflareRequestError
 
 if TYPE_CHECKING:
@@ -35,15 +35,23 @@ class UsagePlan:
     """
 
     endpoint: UsageEndpoint
-    account_id: str
+    account_id: str  # "" for an organization's usage
     window: windows.Window
     requests: list[windows.UsageRequest]
     get: Callable[[dt.date, dt.date], Iterator[dict[str, Any]]]
     metric: str | None = None
+    organization_id: str | None = None
+
+    @property
+    def owner(self) -> dict[str, str]:
+        """Whose usage: ``{"account_id": ...}`` or ``{"organization_id": ...}``."""
+        if self.organization_id:
+            return {"organization_id": self.organization_id}
+        return {"account_id": self.account_id}
 
     @property
     def path(self) -> str:
-        return self.endpoint.route.format(account_id=self.account_id)
+        return self.endpoint.route.format(account_id=self.account_id, organization_id=self.organization_id)
 
     @property
     def source(self) -> str:
@@ -83,6 +91,21 @@ def plan_v2(hook: CloudflareHook, account_id: str, window: windows.Window, metri
         return hook.get_v2_usage(account_id, start, end, metric)
 
     return UsagePlan(V2_USAGE, account_id, window, requests, get, metric)
+
+
+def plan_organization(
+    hook: CloudflareHook, organization_id: str, window: windows.Window, metric: str | None = None
+) -> UsagePlan:
+    """v2 usage of every account of an organization: the same request rules as :func:`plan_v2`.
+    The endpoint has no metric filter: ``metric`` is applied to the records only."""
+    requests = windows.plan_requests(window, ORGANIZATION_USAGE)
+    for request in requests:
+        hook.check_organization_usage(organization_id, request.request_start, request.request_end)
+
+    def get(start: dt.date, end: dt.date) -> Iterator[dict[str, Any]]:
+        return hook.get_organization_usage(organization_id, start, end)
+
+    return UsagePlan(ORGANIZATION_USAGE, "", window, requests, get, metric, organization_id)
 
 
 def plan_paygo(hook: CloudflareHook, account_id: str, window: windows.Window, path: str | None) -> UsagePlan:
@@ -154,4 +177,4 @@ def charge_day(record: dict[str, Any]) -> dt.date:
     return record_tools.parse_timestamp(record[record_tools.CHARGE_PERIOD_START]).date()
 
 
-__all__ = ["SOURCES", "UsagePlan", "charge_day", "in_window", "plan_paygo", "plan_v2"]
+__all__ = ["SOURCES", "UsagePlan", "charge_day", "in_window", "plan_organization", "plan_paygo", "plan_v2"]

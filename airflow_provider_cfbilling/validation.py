@@ -38,6 +38,17 @@ def account_id(value: Any, parameter: str = "account_id") -> str:
     return candidate
 
 
+def organization_id(value: Any, parameter: str = "organization_id") -> str:
+    """A Cloudflare organization id: 32 lowercase hexadecimal characters, like an account tag."""
+    if not isinstance(value, str) or not ACCOUNT_ID_PATTERN.match(value.strip().lower()):
+        raise CloudflareInputError(
+            parameter,
+            f"{value!r} is not a Cloudflare organization id",
+            "Use the 32 hexadecimal characters of the organization's id (dashboard: Organizations)",
+        )
+    return value.strip().lower()
+
+
 def api_date(value: Any, parameter: str) -> dt.date:
     """A calendar date for a ``from``/``to`` query parameter; timestamps are refused."""
     if isinstance(value, dt.datetime):

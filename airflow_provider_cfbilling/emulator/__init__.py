@@ -28,6 +28,7 @@ from airflow_provider_cfbilling.emulator.credentials import (
 )
 from airflow_provider_cfbilling.emulator.data import CATALOG, SOURCES
 from airflow_provider_cfbilling.emulator.faults import FAULT_KINDS, ROUTES, Fault, RateLimitConfig
+from airflow_provider_cfbilling.emulator.organizations import DEFAULT_ORGANIZATION_ACCOUNTS, DEFAULT_ORGANIZATION_ID
 from airflow_provider_cfbilling.emulator.restatements import Restatement
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "DEFAULT_ACCOUNT_TOKEN",
     "DEFAULT_EMAIL",
     "DEFAULT_GLOBAL_KEY",
+    "DEFAULT_ORGANIZATION_ACCOUNTS",
+    "DEFAULT_ORGANIZATION_ID",
     "DEFAULT_TOKEN",
     "FAULT_KINDS",
     "NO_BILLING_TOKEN",

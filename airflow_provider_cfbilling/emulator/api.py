@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_cfbilling.emulator.billing import billing_history, subscriptions
 from airflow_provider_cfbilling.emulator.credentials import (
     ACCOUNT_ID_PATTERN,
     EMAIL_PATTERN,
@@ -23,13 +24,19 @@ from airflow_provider_cfbilling.emulator.credentials import (
     ApiToken,
 )
 from airflow_provider_cfbilling.emulator.data import timestamp
-from airflow_provider_cfbilling.endpoints import PAYGO_ENDPOINTS, V2_USAGE
+from airflow_provider_cfbilling.emulator.organizations import ORGANIZATION_ID_PATTERN
+from airflow_provider_cfbilling.endpoints import ORGANIZATION_USAGE, PAYGO_ENDPOINTS, V2_USAGE
 
 if TYPE_CHECKING:
     from airflow_provider_cfbilling.emulator.core import Emulator
 
 API_PREFIX = "/client/v4"
 MAX_V2_RANGE_DAYS = V2_USAGE.max_range_days
+# The organization route has the account v2 route's rules, 31 days included (more-endpoints.md §1).
+MAX_ORGANIZATION_RANGE_DAYS = ORGANIZATION_USAGE.max_range_days
+#: Billing history paging: ``per_page`` when the request has none, and the most it may ask for.
+HISTORY_DEFAULT_PER_PAGE = 20
+HISTORY_MAX_PER_PAGE = 50
 MAX_METRIC_IDS = 10
 BODY_CHUNK_BYTES = 64 * 1024
 # Route names here are the registry's, except the beta path's ("paygo").
@@ -49,6 +56,9 @@ _ROUTE_TABLE: tuple[tuple[re.Pattern[str], str, bool], ...] = (
     (re.compile(r"^/accounts/(?P<account>[^/]+)/billable-usage$"), "billable-usage", True),
     (re.compile(r"^/accounts/(?P<account>[^/]+)/billable-usage/info$"), "billable-usage-info", True),
     (re.compile(r"^/accounts/(?P<account>[^/]+)/billable/usage$"), "v2", True),
+    (re.compile(r"^/organizations/(?P<organization>[^/]+)/billable/usage$"), "organization-v2", True),
+    (re.compile(r"^/accounts/(?P<account>[^/]+)/subscriptions$"), "subscriptions", True),
+    (re.compile(r"^/accounts/(?P<account>[^/]+)/billing/history$"), "billing-history", True),
     (re.compile(r"^/accounts/(?P<account>[^/]+)/billing/profile$"), "profile", True),
     (re.compile(r"^/accounts/(?P<account>[^/]+)/tokens/verify$"), "account-verify", False),
     (re.compile(r"^/user/tokens/verify$"), "user-verify", False),
@@ -111,8 +121,14 @@ class Principal:
         return self.token is None or self.token.billing_read
 
 
-def envelope(result: Any, messages: Iterable[Mapping[str, Any]] = ()) -> bytes:
-    return _encode({"result": result, "success": True, "errors": [], "messages": list(messages)}).encode()
+def envelope(
+    result: Any, messages: Iterable[Mapping[str, Any]] = (), result_info: Mapping[str, Any] | None = None
+) -> bytes:
+    body: dict[str, Any] = {"result": result}
+    if result_info is not None:
+        body["result_info"] = dict(result_info)
+    body.update(success=True, errors=[], messages=list(messages))
+    return _encode(body).encode()
 
 
 def error_body(errors: Iterable[Mapping[str, Any]]) -> bytes:
@@ -178,6 +194,7 @@ def authenticate(emu: Emulator, route: str, account_id: str | None, headers: Map
         token = credentials.find_token(_bearer_value(headers))
         if token is None or token.status != "active":
             raise ApiError(403, 9109, "Invalid access token")
+        # An account-owned token reaches its own account only (never an organization route).
         if token.owner == "account" and token.account_id != account_id:
             raise ApiError(403, 9109, "Unauthorized to access requested resource")
         principal = Principal("bearer", token)
@@ -267,38 +284,48 @@ def _shuffled(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return [records[index] for index in order]
 
 
+def _records_response(emu: Emulator, records: Callable[[], Iterator[dict[str, Any]]]) -> Response:
+    """A 200 whose body lists ``records()`` (called again to regenerate the same bytes), shuffled per
+    response with ``shuffle_records``."""
+    shuffle_key = emu.next_shuffle_key() if emu.shuffle_records else None
+
+    def body() -> Iterator[bytes]:
+        produced = records()
+        if shuffle_key is not None:
+            # A permutation needs every record at hand: shuffled responses are not streamed lazily.
+            produced = iter(_shuffled(list(produced), shuffle_key))
+        return _records_body(produced)
+
+    return Response(200, body)
+
+
 def _usage_response(
     emu: Emulator, account_id: str, days: list[date], source: str, metric_ids: frozenset[str] | None
 ) -> Response:
     data = emu.account_data(account_id)
     # Fixed now, so the body regenerates the same bytes even if the emulator changes in between.
     restated = emu.restated_days(account_id)
-    shuffle_key = emu.next_shuffle_key() if emu.shuffle_records else None
-
-    def body() -> Iterator[bytes]:
-        records = data.records(days, source, metric_ids, restated)
-        if shuffle_key is not None:
-            # A permutation needs every record at hand: shuffled responses are not streamed lazily.
-            records = iter(_shuffled(list(records), shuffle_key))
-        return _records_body(records)
-
-    return Response(200, body)
+    return _records_response(emu, lambda: data.records(days, source, metric_ids, restated))
 
 
-def _handle_v2(emu: Emulator, request: Request, account_id: str, now: datetime) -> Response:
-    query = request.query
+def _v2_days(emu: Emulator, query: Mapping[str, list[str]], now: datetime, max_days: int) -> list[date]:
+    """The days a v2-style request (account or organization) covers, before availability."""
     start = _date_param(query, "from")
     end = _date_param(query, "to")
     if (start is None) != (end is None):
         raise _bad_params("'from' and 'to' must be given together (or both omitted)")
     today = now.date()
     if start is None or end is None:
-        days = _day_range(today.replace(day=1), today, inclusive=True)
-    else:
-        if start > end:
-            raise _bad_params("'from' must not be after 'to'")
-        _check_range_limit(start, end, emu.to_inclusive, MAX_V2_RANGE_DAYS)
-        days = _day_range(start, end, inclusive=emu.to_inclusive)
+        return _day_range(today.replace(day=1), today, inclusive=True)
+    if start > end:
+        raise _bad_params("'from' must not be after 'to'")
+    _check_range_limit(start, end, emu.to_inclusive, max_days)
+    return _day_range(start, end, inclusive=emu.to_inclusive)
+
+
+def _handle_v2(emu: Emulator, request: Request, account_id: str, now: datetime) -> Response:
+    query = request.query
+    days = _v2_days(emu, query, now, MAX_V2_RANGE_DAYS)
     metric_ids: frozenset[str] | None = None
     if not emu.ignore_metric_filter:
         wanted = [value.strip() for value in query.get("metric", [])[:1] if value.strip()]
@@ -310,6 +337,59 @@ def _handle_v2(emu: Emulator, request: Request, account_id: str, now: datetime) 
         if wanted or ids:
             metric_ids = frozenset([*wanted, *ids])
     return _usage_response(emu, account_id, _available(emu, days, now), "v2", metric_ids)
+
+
+def _handle_organization_v2(emu: Emulator, request: Request, organization_id: str, now: datetime) -> Response:
+    """Every account's v2 records, by day and then by account in the organization's order: for each day
+    exactly what the account route serves for it. No metric filter (the SDK has none); an unknown
+    organization, or one without accounts, is an empty list."""
+    days = _available(emu, _v2_days(emu, request.query, now, MAX_ORGANIZATION_RANGE_DAYS), now)
+    # Fixed now, so the body regenerates the same bytes even if the emulator changes in between.
+    accounts = [
+        (emu.account_data(account_id), emu.restated_days(account_id))
+        for account_id in emu.organization_accounts(organization_id)
+    ]
+
+    def records() -> Iterator[dict[str, Any]]:
+        for day in days:
+            for data, restated in accounts:
+                yield from data.records((day,), "v2", None, restated)
+
+    return _records_response(emu, records)
+
+
+def _int_param(query: Mapping[str, list[str]], name: str, default: int, maximum: int | None = None) -> int:
+    values = query.get(name)
+    if not values or not values[0].strip():
+        return default
+    text = values[0].strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise _bad_params(f"'{name}' must be a whole number of at least 1")
+    value = int(text)
+    if maximum is not None and value > maximum:
+        raise _bad_params(f"'{name}' must be at most {maximum}")
+    return value
+
+
+def _handle_history(emu: Emulator, request: Request, account_id: str, now: datetime) -> Response:
+    """One page of the billing history (V4PagePaginationArray): ``[]`` past the last page, unless the
+    ``history_repeat_pages`` switch makes every page the first one."""
+    query = request.query
+    page = _int_param(query, "page", 1)
+    per_page = _int_param(query, "per_page", HISTORY_DEFAULT_PER_PAGE, HISTORY_MAX_PER_PAGE)
+    status = (query.get("status") or [""])[0].strip() or None
+    items = billing_history(emu.account_data(account_id), now, emu.history_items, status)
+    first = 0 if emu.history_repeat_pages else (page - 1) * per_page
+    chunk = items[first : first + per_page] if first < len(items) else []
+    info: dict[str, Any] = {"page": page, "per_page": per_page, "count": len(chunk)}
+    if not emu.history_hide_page_count:
+        info["total_count"] = len(items)
+        info["total_pages"] = -(-len(items) // per_page)
+    return Response(200, envelope(chunk, result_info=info))
+
+
+def _handle_subscriptions(emu: Emulator, account_id: str, now: datetime) -> Response:
+    return Response(200, envelope(subscriptions(emu.account_data(account_id), now)))
 
 
 def _handle_paygo(emu: Emulator, request: Request, account_id: str, route: str, now: datetime) -> Response:
@@ -419,7 +499,10 @@ def handle(emu: Emulator, request: Request, route: str, params: Mapping[str, str
         if route == "unknown":
             raise ApiError(404, 7003, "No route for the URI")
         account_id = params.get("account")
-        if account_id is not None and not ACCOUNT_ID_PATTERN.match(account_id):
+        organization_id = params.get("organization")
+        if (account_id is not None and not ACCOUNT_ID_PATTERN.match(account_id)) or (
+            organization_id is not None and not ORGANIZATION_ID_PATTERN.match(organization_id)
+        ):
             raise ApiError(404, 7003, "Could not route to the URI, perhaps your object identifier is invalid?")
         if request.method != "GET":
             raise ApiError(405, 10405, f"Method {request.method} not allowed for this route")
@@ -427,9 +510,16 @@ def handle(emu: Emulator, request: Request, route: str, params: Mapping[str, str
         now = emu.now()
         if route in ("user-verify", "account-verify"):
             return _handle_verify(principal.token)
+        if route == "organization-v2":
+            assert organization_id is not None
+            return _handle_organization_v2(emu, request, organization_id, now)
         assert account_id is not None
         if route == "v2":
             return _handle_v2(emu, request, account_id, now)
+        if route == "subscriptions":
+            return _handle_subscriptions(emu, account_id, now)
+        if route == "billing-history":
+            return _handle_history(emu, request, account_id, now)
         if route in ("paygo", "paygo-usage", "billable-usage"):
             return _handle_paygo(emu, request, account_id, route, now)
         if route in ("paygo-usage-info", "billable-usage-info"):

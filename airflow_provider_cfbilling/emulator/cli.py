@@ -23,6 +23,7 @@ from airflow_provider_cfbilling.emulator.clock import parse_instant
 from airflow_provider_cfbilling.emulator.core import Emulator
 from airflow_provider_cfbilling.emulator.credentials import Credentials
 from airflow_provider_cfbilling.emulator.faults import RateLimitConfig, fault_from_any
+from airflow_provider_cfbilling.emulator.organizations import parse_organization_spec
 from airflow_provider_cfbilling.emulator.restatements import Restatement
 
 READY_PREFIX = "Cloudflare billing emulator listening on "
@@ -69,7 +70,8 @@ def wait_for_ready_line(stdout: IO[str], timeout: float) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_cfbilling.emulator",
-        description="A local emulator of Cloudflare's billing API (PayGo, v2 usage, billing profile).",
+        description="A local emulator of Cloudflare's billing API (PayGo, v2 and organization usage, "
+        "billing profile, subscriptions, billing history).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback only: 127.0.0.1 or localhost")
     parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default)")
@@ -108,6 +110,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="restate a day from the start, e.g. '023e105f4ecef8ad9ca31a8372d0c353:2026-01-08:1.25:2' "
         "(factor default 1.1, corrections default 1; repeatable, the same day again stacks)",
     )
+    parser.add_argument(
+        "--organization",
+        action="append",
+        default=[],
+        metavar="ORGANIZATION_ID:ACCOUNT[,ACCOUNT...]",
+        help="define an organization and its accounts (repeatable; laid over the default organization, "
+        "whose id given here replaces its accounts)",
+    )
+    parser.add_argument(
+        "--history-items",
+        type=int,
+        default=25,
+        help="items in each account's billing history (0..1000, default 25)",
+    )
+    parser.add_argument(
+        "--history-repeat-pages",
+        action="store_true",
+        help="billing history: every page number answers the first page (never an empty page)",
+    )
+    parser.add_argument(
+        "--history-hide-page-count",
+        action="store_true",
+        help="billing history: leave total_count and total_pages out of result_info",
+    )
     parser.add_argument("--rate-limit", metavar="MAX/WINDOW/BLOCK", help="e.g. 1200/300/300 (seconds)")
     parser.add_argument(
         "--rate-limit-http-date", action="store_true", help="send the block's Retry-After as an HTTP date"
@@ -132,6 +158,12 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
         rate_limit = RateLimitConfig(
             config.max_requests, config.window_seconds, config.block_seconds, args.rate_limit_http_date
         )
+    organizations: dict[str, tuple[str, ...]] = {}
+    for spec in args.organization:
+        organization_id, accounts = parse_organization_spec(spec)
+        if organization_id in organizations:
+            raise ValueError(f"--organization {organization_id} is given twice")
+        organizations[organization_id] = accounts
     return Emulator(
         seed=args.seed,
         availability_delay=timedelta(hours=args.availability_delay_hours),
@@ -144,6 +176,10 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
         scale=args.scale,
         ignore_metric_filter=args.ignore_metric_filter,
         shuffle_records=args.shuffle_records,
+        history_items=args.history_items,
+        history_repeat_pages=args.history_repeat_pages,
+        history_hide_page_count=args.history_hide_page_count,
+        organizations=organizations,
         credentials=credentials,
         faults=[fault_from_any(spec) for spec in args.fault],
         rate_limit=rate_limit,

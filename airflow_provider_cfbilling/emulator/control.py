@@ -15,8 +15,12 @@ GET/POST  /__emulator__/faults       read; or add ``{"faults": [spec | {fields}]
                                      works too); DELETE clears the faults
 POST      /__emulator__/reset        back to the startup configuration, empty log
 GET       /__emulator__/expected     ``?account_id=&day=&source=v2|paygo|paygo-usage|billable-usage``
-                                     ``[&metric=..][&format=json|jsonl]``: that day's records
-GET/POST  /__emulator__/config       read or change switches (``{"to_inclusive": true, "shuffle_records": true}``)
+                                     ``[&metric=..][&format=json|jsonl]``: that day's records;
+                                     ``?organization_id=&day=``: the organization's v2 records of the day;
+                                     ``?account_id=&source=subscriptions``: the subscriptions;
+                                     ``?account_id=&source=billing-history[&status=]``: the whole history
+GET/POST  /__emulator__/config       read or change switches (``{"to_inclusive": true, "shuffle_records": true,
+                                     "history_items": 3, "organizations": {org: [accounts]}}``)
 GET/POST  /__emulator__/restate      list restated days; or restate: ``{"account_id": ..., "day": "YYYY-MM-DD",
                                      "factor": 1.1, "corrections": 1}``, a spec ``"ACCOUNT:DAY[:F[:N]]"``,
                                      or a list of them; DELETE clears (``?account_id=&day=`` narrow it)
@@ -130,11 +134,21 @@ def _delete_restate(emu: Emulator, query: Mapping[str, list[str]]) -> int:
 
 
 def _expected(emu: Emulator, query: Mapping[str, list[str]]) -> tuple[int, bytes, str]:
-    account_id = _one(query, "account_id")
-    day = date.fromisoformat(_one(query, "day"))
+    organization_id = _one(query, "organization_id", "")
     source = _one(query, "source", "v2")
-    metrics = [value for value in query.get("metric", []) + query.get("metric_id", []) if value]
-    records = emu.expected_records(account_id, day, source=source, metric=metrics or None)
+    records: list[dict[str, Any]]
+    if organization_id:
+        records = emu.expected_organization_records(organization_id, date.fromisoformat(_one(query, "day")))
+    elif source == "subscriptions":
+        records = emu.expected_subscriptions(_one(query, "account_id"))
+    elif source == "billing-history":
+        status = _one(query, "status", "") or None
+        records = emu.expected_billing_history(_one(query, "account_id"), status=status)
+    else:
+        account_id = _one(query, "account_id")
+        day = date.fromisoformat(_one(query, "day"))
+        metrics = [value for value in query.get("metric", []) + query.get("metric_id", []) if value]
+        records = emu.expected_records(account_id, day, source=source, metric=metrics or None)
     if _one(query, "format", "json") == "jsonl":
         lines = "".join(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n" for record in records)
         return 200, lines.encode(), "application/x-ndjson"

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from airflow_provider_cfbilling.emulator.api import API_PREFIX, utc_midnight
+from airflow_provider_cfbilling.emulator.billing import MAX_HISTORY_ITEMS, billing_history, subscriptions
 from airflow_provider_cfbilling.emulator.clock import EmulatorClock, format_instant, to_utc
 from airflow_provider_cfbilling.emulator.credentials import (
     ACCOUNT_ID_PATTERN,
@@ -28,6 +29,11 @@ from airflow_provider_cfbilling.emulator.credentials import (
 )
 from airflow_provider_cfbilling.emulator.data import SOURCES, AccountData, DataSettings
 from airflow_provider_cfbilling.emulator.faults import Fault, RateLimitConfig, RateLimiter, fault_from_any
+from airflow_provider_cfbilling.emulator.organizations import (
+    ORGANIZATION_ID_PATTERN,
+    Organizations,
+    organizations_over_default,
+)
 from airflow_provider_cfbilling.emulator.restatements import (
     DEFAULT_CORRECTIONS,
     DEFAULT_FACTOR,
@@ -49,6 +55,10 @@ _SETTINGS = (
     "scale",
     "ignore_metric_filter",
     "shuffle_records",
+    "history_items",
+    "history_repeat_pages",
+    "history_hide_page_count",
+    "organizations",
 )
 
 
@@ -82,6 +92,13 @@ class Emulator:
     :param ignore_metric_filter: make v2 ignore ``metric`` / ``metric_id`` (clients must filter too).
     :param shuffle_records: answer every usage request with its records in another order (a
         deterministic permutation per request), so clients are tested not to rely on order.
+    :param history_items: how many items each account's billing history holds (0..1000).
+    :param history_repeat_pages: make the billing history misbehave: every page number answers the
+        first page (a server that never returns an empty page).
+    :param history_hide_page_count: leave ``total_count`` and ``total_pages`` out of the billing
+        history's ``result_info``.
+    :param organizations: organizations laid over the default one: organization id -> its account ids
+        (an entry for :data:`DEFAULT_ORGANIZATION_ID` replaces its accounts); see ``organizations.py``.
     :param credentials: accepted credentials; :meth:`Credentials.default` when omitted.
     :param faults: faults armed from the start (text specs, mappings or :class:`Fault` objects).
     :param rate_limit: ``"MAX/WINDOW/BLOCK"``, a mapping or :class:`RateLimitConfig`; None: no limit.
@@ -107,6 +124,10 @@ class Emulator:
         scale: int = 1,
         ignore_metric_filter: bool = False,
         shuffle_records: bool = False,
+        history_items: int = 25,
+        history_repeat_pages: bool = False,
+        history_hide_page_count: bool = False,
+        organizations: Mapping[str, Iterable[str]] | None = None,
         credentials: Credentials | None = None,
         faults: Iterable[str | Mapping[str, Any] | Fault] = (),
         rate_limit: str | Mapping[str, Any] | RateLimitConfig | None = None,
@@ -132,6 +153,10 @@ class Emulator:
         self.scale = int(scale)
         self.ignore_metric_filter = bool(ignore_metric_filter)
         self.shuffle_records = bool(shuffle_records)
+        self.history_items = int(history_items)
+        self.history_repeat_pages = bool(history_repeat_pages)
+        self.history_hide_page_count = bool(history_hide_page_count)
+        self.organizations: Organizations = organizations_over_default(organizations)
         self._validate_settings()
 
         self.clock = EmulatorClock(clock, running=clock_running)
@@ -238,28 +263,41 @@ class Emulator:
     def _validate_settings(self) -> None:
         if self.zones < 0 or self.scale < 1:
             raise ValueError("zones must be >= 0 and scale >= 1")
+        if not 0 <= self.history_items <= MAX_HISTORY_ITEMS:
+            raise ValueError(f"history_items must be from 0 to {MAX_HISTORY_ITEMS}")
 
     def configure(self, **settings: Any) -> None:
         """Change switches at runtime: ``seed``, ``availability_delay`` (timedelta or seconds),
         ``to_inclusive``, ``populate_costs``, ``extra_fields``, ``zones``, ``scale``, ``ignore_metric_filter``,
-        ``shuffle_records``."""
+        ``shuffle_records``, ``history_items``, ``history_repeat_pages``, ``history_hide_page_count`` and
+        ``organizations`` (laid over the default organization, replacing earlier definitions). Nothing
+        changes if any value is invalid (ValueError)."""
         unknown = set(settings) - set(_SETTINGS)
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}; known: {list(_SETTINGS)}")
         with self._lock:
-            for name, value in settings.items():
-                if name == "availability_delay":
-                    self.availability_delay = _as_delay(value)
-                elif name in ("seed", "zones", "scale"):
-                    setattr(self, name, int(value))
-                else:
-                    setattr(self, name, bool(value))
-            self._validate_settings()
+            before = {name: getattr(self, name) for name in _SETTINGS}
+            try:
+                for name, value in settings.items():
+                    if name == "availability_delay":
+                        self.availability_delay = _as_delay(value)
+                    elif name == "organizations":
+                        self.organizations = organizations_over_default(value)
+                    elif name in ("seed", "zones", "scale", "history_items"):
+                        setattr(self, name, int(value))
+                    else:
+                        setattr(self, name, bool(value))
+                self._validate_settings()
+            except (ValueError, TypeError):
+                for name, value in before.items():
+                    setattr(self, name, value)
+                raise
 
     def settings(self) -> dict[str, Any]:
         """The current switches as plain JSON-able values."""
         values: dict[str, Any] = {name: getattr(self, name) for name in _SETTINGS}
         values["availability_delay"] = self.availability_delay.total_seconds()
+        values["organizations"] = {org: list(accounts) for org, accounts in self.organizations.items()}
         values["rate_limit"] = self._rate_limiter.describe() if self._rate_limiter else None
         return values
 
@@ -345,6 +383,51 @@ class Emulator:
         metric_ids = None if metric is None else frozenset([metric] if isinstance(metric, str) else metric)
         data = self.account_data(account_id)
         return data.records(days, source, metric_ids, self.restated_days(account_id))
+
+    # -- organizations ---------------------------------------------------------------------------
+
+    def organization_accounts(self, organization_id: str) -> list[str]:
+        """The accounts of ``organization_id``, in the order its records list them within a day; ``[]``
+        for an organization the emulator does not know (ValueError if the id is not 32 lowercase hex)."""
+        if not ORGANIZATION_ID_PATTERN.match(organization_id):
+            raise ValueError(f"organization_id must be 32 lowercase hex characters, got {organization_id!r}")
+        with self._lock:
+            return list(self.organizations.get(organization_id, ()))
+
+    def expected_organization_records(self, organization_id: str, day: date | str) -> list[dict[str, Any]]:
+        """The records ``/organizations/{organization_id}/billable/usage`` returns for ``day``: each of its
+        accounts' :meth:`expected_records` (v2) for the day, in the organization's account order (empty if
+        the day is not yet available or the organization is unknown)."""
+        return list(self.iter_expected_organization_records(organization_id, day))
+
+    def iter_expected_organization_records(
+        self, organization_id: str, start: date | str, end: date | str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Like :meth:`expected_organization_records` for the days ``[start, end)`` (default: just
+        ``start``), lazily: by day, then by account in the organization's order."""
+        accounts = self.organization_accounts(organization_id)
+        first = _as_day(start)
+        last = _as_day(end) if end is not None else first + timedelta(days=1)
+
+        def records() -> Iterator[dict[str, Any]]:
+            for offset in range((last - first).days):
+                day = first + timedelta(days=offset)
+                for account_id in accounts:
+                    yield from self.iter_expected_records(account_id, day)
+
+        return records()
+
+    # -- subscriptions and billing history --------------------------------------------------------
+
+    def expected_subscriptions(self, account_id: str) -> list[dict[str, Any]]:
+        """What ``/accounts/{account_id}/subscriptions`` returns now (see ``billing.py``)."""
+        return subscriptions(self.account_data(account_id), self.now())
+
+    def expected_billing_history(self, account_id: str, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Every item of the account's billing history now, newest first (``history_items`` of them, or
+        those of ``status`` among them): what walking ``/accounts/{account_id}/billing/history`` page by
+        page collects (without ``history_repeat_pages``)."""
+        return billing_history(self.account_data(account_id), self.now(), self.history_items, status)
 
     def next_shuffle_key(self) -> str:
         """A fresh seed for one shuffled response (``shuffle_records``): the data seed and a counter of

@@ -17,10 +17,12 @@ Fields (any order after the route):
   ``code=N`` and ``message=TEXT`` (the Cloudflare error in the body), ``seconds=N``, ``mode=length|chunked``,
   ``status=CODE`` (the HTTP status for kinds other than ``status``).
 
-Route selectors: ``v2``, ``paygo`` (the beta ``/billing/usage/paygo``), ``paygo-usage``,
-``paygo-usage-info``, ``billable-usage``, ``billable-usage-info``, ``profile``, ``user-verify``,
+Route selectors: ``v2``, ``organization-v2`` (``/organizations/{id}/billable/usage``), ``paygo`` (the
+beta ``/billing/usage/paygo``), ``paygo-usage``, ``paygo-usage-info``, ``billable-usage``,
+``billable-usage-info``, ``subscriptions``, ``billing-history``, ``profile``, ``user-verify``,
 ``account-verify``, ``account``, ``unknown`` (unrouted paths), and the groups ``verify`` (both verify
-routes), ``info`` (both info routes), ``usage`` (the four usage routes) and ``*`` (everything).
+routes), ``info`` (both info routes), ``usage`` (the five usage routes: v2, organization v2 and the
+three PayGo paths) and ``*`` (everything).
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ from typing import Any
 
 ROUTES = (
     "v2",
+    "organization-v2",
     "paygo",
     "paygo-usage",
     "paygo-usage-info",
     "billable-usage",
     "billable-usage-info",
+    "subscriptions",
+    "billing-history",
     "profile",
     "user-verify",
     "account-verify",
@@ -50,7 +55,7 @@ SELECTOR_GROUPS: Mapping[str, frozenset[str]] = {
     "*": frozenset(ROUTES),
     "verify": frozenset({"user-verify", "account-verify"}),
     "info": frozenset({"paygo-usage-info", "billable-usage-info"}),
-    "usage": frozenset({"v2", "paygo", "paygo-usage", "billable-usage"}),
+    "usage": frozenset({"v2", "organization-v2", "paygo", "paygo-usage", "billable-usage"}),
 }
 FAULT_KINDS = ("status", "rate_limit", "latency", "drop", "truncate", "success_false", "not_json")
 TRUNCATE_MODES = ("length", "chunked")

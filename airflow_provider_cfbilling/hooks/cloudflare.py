@@ -16,8 +16,14 @@ import httpx
 
 from airflow_provider_cfbilling import validation
 from airflow_provider_cfbilling.endpoints import (
+    BILLING_HISTORY_ROUTE,
+    DEFAULT_HISTORY_MAX_PAGES,
+    DEFAULT_HISTORY_PER_PAGE,
     DEFAULT_PAYGO_PATH,
+    ORGANIZATION_USAGE,
     PAYGO_PATHS,
+    PROFILE_ROUTE,
+    SUBSCRIPTIONS_ROUTE,
     V2_USAGE,
     UsageEndpoint,
     max_request_gap,
@@ -26,6 +32,7 @@ from airflow_provider_cfbilling.endpoints import (
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.hooks.connection_check import ConnectionCheck
 from airflow_provider_cfbilling.hooks.envelope import MalformedBodyError
+from airflow_provider_cfbilling.hooks.paging import paginate
 from airflow_provider_cfbilling.hooks.settings import (
     DEFAULT_BASE_URL,
     ConnectionSettings,
@@ -33,13 +40,12 @@ from airflow_provider_cfbilling.hooks.settings import (
     SettingsMixin,
     parse_retry_after,
 )
-from airflow_provider_cfbilling.hooks.transport import Transport, _Call
+from airflow_provider_cfbilling.hooks.transport import Transport, _as_list, _Call
 from airflow_provider_cfbilling.version_compat import BaseHook
 
 log = logging.getLogger(__name__)
 
 V2_USAGE_ROUTE = V2_USAGE.route
-PROFILE_ROUTE = "/accounts/{account_id}/billing/profile"
 
 
 class CloudflareHook(SettingsMixin, ConnectionCheck, Transport, BaseHook):
@@ -113,6 +119,7 @@ class CloudflareHook(SettingsMixin, ConnectionCheck, Transport, BaseHook):
 
         return {
             "account_id": StringField(lazy_gettext("Account ID"), widget=BS3TextFieldWidget()),
+            "organization_id": StringField(lazy_gettext("Organization ID"), widget=BS3TextFieldWidget()),
             "timeout": IntegerField(
                 lazy_gettext("Timeout (seconds)"),
                 widget=BS3TextFieldWidget(),
@@ -178,7 +185,30 @@ class CloudflareHook(SettingsMixin, ConnectionCheck, Transport, BaseHook):
             return validation.account_id(account_id)
         return validation.account_id(self.settings.account_id)
 
+    def resolve_organization_id(self, organization_id: str | None = None) -> str | None:
+        """``organization_id`` if given, else the connection's ``extra.organization_id``, else None."""
+        if organization_id:
+            return validation.organization_id(organization_id)
+        return self.settings.organization_id
+
     # ------------------------------------------------------------------ calls (validation, no I/O)
+
+    def _organization_call(
+        self, settings: ConnectionSettings, organization_id: str | None, from_date: Any, to_date: Any
+    ) -> _Call:
+        start, end = validation.date_range(
+            from_date,
+            to_date,
+            both_or_neither=True,
+            max_gap_days=max_request_gap(ORGANIZATION_USAGE),
+            limit_days=ORGANIZATION_USAGE.max_range_days,
+        )
+        organization = validation.organization_id(organization_id or settings.organization_id)
+        params: tuple[tuple[str, str], ...] = ()
+        if start is not None and end is not None:
+            params = (("from", start.isoformat()), ("to", end.isoformat()))
+        path = ORGANIZATION_USAGE.route.format(organization_id=organization)
+        return _Call(path=path, endpoint=ORGANIZATION_USAGE.route, params=params, streams_records=True)
 
     def _account_path(self, route: str, account_id: str | None, settings: ConnectionSettings) -> tuple[str, str]:
         account = validation.account_id(account_id) if account_id else validation.account_id(settings.account_id)
@@ -321,6 +351,61 @@ class CloudflareHook(SettingsMixin, ConnectionCheck, Transport, BaseHook):
         if not isinstance(result, dict):
             raise MalformedBodyError("The usage info is not an object", status=200, endpoint=endpoint)
         return result
+
+    def check_organization_usage(
+        self, organization_id: str | None = None, from_date: Any = None, to_date: Any = None
+    ) -> None:
+        """Validate an organization usage request (organization id, dates) without sending it."""
+        self._organization_call(self.settings, organization_id, from_date, to_date)
+
+    def get_organization_usage(
+        self, organization_id: str | None = None, from_date: Any = None, to_date: Any = None
+    ) -> Iterator[dict[str, Any]]:
+        """v2 (FOCUS) usage of every account of an organization
+        (``GET /organizations/{id}/billable/usage``; same rules as :meth:`get_v2_usage`, no metric
+        filter; each record names its account in ``BillingAccountId``)."""
+        return self._records(self._organization_call(self.settings, organization_id, from_date, to_date))
+
+    async def aget_organization_usage(
+        self, organization_id: str | None = None, from_date: Any = None, to_date: Any = None
+    ) -> Iterator[dict[str, Any]]:
+        """Async counterpart of :meth:`get_organization_usage`."""
+        settings = await self._asettings()
+        return await self._arecords(self._organization_call(settings, organization_id, from_date, to_date))
+
+    def get_subscriptions(self, account_id: str | None = None) -> list[dict[str, Any]]:
+        """The account's subscriptions (``GET /accounts/{id}/subscriptions``: plans, prices,
+        frequencies, states and current periods; one request, no paging)."""
+        account_path, endpoint = self._account_path(SUBSCRIPTIONS_ROUTE, account_id, self.settings)
+        return _as_list(self._json(_Call(path=account_path, endpoint=endpoint)), endpoint)
+
+    def iter_billing_history(
+        self,
+        account_id: str | None = None,
+        *,
+        per_page: int = DEFAULT_HISTORY_PER_PAGE,
+        status: str | None = None,
+        max_pages: int = DEFAULT_HISTORY_MAX_PAGES,
+    ) -> Iterator[dict[str, Any]]:
+        """The account's billing history items (``GET /accounts/{id}/billing/history``), page by page.
+
+        Each page is one request with the hook's retry policy; one page is held at a time. The
+        walk stops at the first empty page or at the server's ``total_pages``, whichever comes
+        first. A server that answers a page with the same items as the page before (it ignores
+        ``page``) or that passes ``max_pages`` without an end raises
+        :class:`~airflow_provider_cfbilling.exceptions.CloudflareRequestError` rather than loop.
+        The items hold links that open invoices without login (``hosted_invoice_url``): redact
+        them before storing (``records.redact_billing_history``). Arguments are checked before
+        the first request; requests are made as the iterator is consumed.
+        """
+        for value, name in ((per_page, "per_page"), (max_pages, "max_pages")):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CloudflareInputError(name, f"{value!r} is not a whole number >= 1", f"Use e.g. {name}=50")
+        if status is not None and (not isinstance(status, str) or not status.strip()):
+            raise CloudflareInputError("status", f"{status!r} is not a history status", "Use e.g. status='paid'")
+        account_path, endpoint = self._account_path(BILLING_HISTORY_ROUTE, account_id, self.settings)
+        extra = (("status", status.strip()),) if status else ()
+        return paginate(self._run, account_path, endpoint, per_page, extra, max_pages)
 
     def get_billing_profile(self, account_id: str | None = None) -> dict[str, Any]:
         """The account's billing profile (personal and payment data: redact before storing)."""

@@ -86,6 +86,7 @@ class ConnectionSettings:
     auth_headers: dict[str, str] = field(repr=False)
     auth_scheme: str  # "token" or "global_key"
     account_id: str | None
+    organization_id: str | None
     timeout: float
     verify: bool
     retry: RetrySettings
@@ -225,6 +226,9 @@ class SettingsMixin:
 
         account = option("account_id")
         account = validation.account_id(account, f"connection {conn_id} extra.account_id") if account else None
+        organization = option("organization_id")
+        if organization:
+            organization = validation.organization_id(organization, f"connection {conn_id} extra.organization_id")
         timeout = validation.positive_number(option("timeout") or 60, name("timeout"), allow_zero=False)
         verify_option = option("verify")
         verify = True if verify_option is None else validation.boolean(verify_option, name("verify"))
@@ -268,6 +272,7 @@ class SettingsMixin:
             auth_headers=headers,
             auth_scheme=scheme,
             account_id=account,
+            organization_id=organization or None,
             timeout=timeout,
             verify=verify,
             retry=retry,

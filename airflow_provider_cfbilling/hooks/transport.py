@@ -58,6 +58,7 @@ class _Body:
     spool: IO[bytes]
     size: int
     result: Any = None
+    result_info: Any = None  # the envelope's paging information, where there is one
     parsed: bool = False
 
 
@@ -148,6 +149,7 @@ class Transport:
                     None,
                 )
             body.result = check_envelope(envelope, status, call.endpoint)
+            body.result_info = envelope.get("result_info")
             body.parsed = True
             return body
         envelope = None

@@ -64,9 +64,10 @@ class _Check:
     """The rendered, validated parameters of one run's checks."""
 
     day: dt.date
-    account_id: str
+    account_id: str  # "" when the organization's usage is checked
     metric: str | None
     paygo_path: str | None
+    organization_id: str | None = None
 
 
 class CloudflareUsageAvailableSensor(BaseSensorOperator):
@@ -102,6 +103,9 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
     :param source: ``"v2"`` (default, ``/billable/usage``) or ``"paygo"``.
     :param paygo_path: with ``source="paygo"``: ``billable-usage``, ``paygo-usage`` or
         ``billing/usage/paygo``; default the connection's ``extra.paygo_path``. Templated.
+    :param organization_id: with ``source="v2"``: wait for the usage of every account of this
+        organization (``GET /organizations/{id}/billable/usage``); default the connection's
+        ``extra.organization_id``. An error together with ``account_id``. Templated.
     :param min_records: how many records on the day make it available (default 1).
     :param cloudflare_conn_id: the ``cloudflare`` connection (default ``cloudflare_default``).
     :param deferrable: hand the wait to the triggerer; default ``[operators] default_deferrable``.
@@ -114,7 +118,7 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
     :param backoff_max: the hook's longest backoff in seconds (default 60).
     """
 
-    template_fields: Sequence[str] = ("day", "account_id", "metric", "paygo_path")
+    template_fields: Sequence[str] = ("day", "account_id", "metric", "paygo_path", "organization_id")
     ui_color = "#f6821f"
 
     def __init__(
@@ -125,6 +129,7 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
         metric: str | None = None,
         source: str = "v2",
         paygo_path: str | None = None,
+        organization_id: str | None = None,
         min_records: int = 1,
         cloudflare_conn_id: str = "cloudflare_default",
         deferrable: bool | None = None,
@@ -182,6 +187,7 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
         self.metric = metric
         self.source = source
         self.paygo_path = paygo_path
+        self.organization_id = organization_id
         self.min_records = min_records
         self.cloudflare_conn_id = cloudflare_conn_id
         self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
@@ -222,7 +228,20 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
                 raise CloudflareInputError(
                     "metric", "the PayGo endpoints have no metric filter", "Drop metric, or use source='v2'"
                 )
-        account_id = self.hook.resolve_account_id(self.account_id or None)
+        organization_id = (
+            None if self.source == "paygo" else self.hook.resolve_organization_id(self.organization_id or None)
+        )
+        if organization_id and self.account_id:
+            raise CloudflareInputError(
+                "organization_id",
+                f"both organization_id ({organization_id}) and account_id ({self.account_id}) were given",
+                "Give account_id to wait for one account, or organization_id for the organization's usage",
+            )
+        if self.organization_id and self.source == "paygo":
+            raise CloudflareInputError(
+                "organization_id", "organizations have v2 usage only", "Use source='v2' with organization_id"
+            )
+        account_id = "" if organization_id else self.hook.resolve_account_id(self.account_id or None)
         paygo_path = None
         if self.source == "paygo":
             paygo_path = str(self.paygo_path or self.hook.settings.paygo_path).strip("/")
@@ -230,7 +249,9 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
                 raise CloudflareInputError(
                     "paygo_path", f"{paygo_path!r} is not a PayGo path", f"Use one of {', '.join(PAYGO_PATHS)}"
                 )
-        self._check = _Check(day=day, account_id=account_id, metric=metric, paygo_path=paygo_path)
+        self._check = _Check(
+            day=day, account_id=account_id, metric=metric, paygo_path=paygo_path, organization_id=organization_id
+        )
         return self._check
 
     def _request_from(self, check: _Check) -> dt.date:
@@ -270,7 +291,9 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
     def _count(self, check: _Check) -> int:
         """One availability check with the sync hook: the number of records on the day."""
         to_date = check.day + dt.timedelta(days=1)
-        if self.source == "v2":
+        if check.organization_id:
+            records = self.hook.get_organization_usage(check.organization_id, check.day, to_date)
+        elif self.source == "v2":
             records = self.hook.get_v2_usage(check.account_id, check.day, to_date, check.metric)
         else:
             records = self.hook.get_paygo_usage(check.account_id, self._request_from(check), to_date, check.paygo_path)
@@ -294,9 +317,9 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
         self._records_found = count
         what = f" of metric {check.metric}" if check.metric else ""
         self.log.info(
-            "Usage%s of account %s on %s: %d record(s), %d needed",
+            "Usage%s of %s on %s: %d record(s), %d needed",
             what,
-            check.account_id,
+            f"organization {check.organization_id}" if check.organization_id else f"account {check.account_id}",
             check.day,
             count,
             self.min_records,
@@ -372,6 +395,7 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
         self.defer(
             trigger=CloudflareUsageAvailableTrigger(
                 account_id=check.account_id,
+                organization_id=check.organization_id,
                 day=check.day.isoformat(),
                 end_time=started + self.timeout,
                 source=self.source,

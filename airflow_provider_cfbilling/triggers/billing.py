@@ -130,6 +130,8 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
     :param source: ``"v2"`` or ``"paygo"``.
     :param metric: v2 only: the billable metric id to wait for.
     :param paygo_path: paygo only: the PayGo path (``billable-usage``, ``paygo-usage``, ``billing/usage/paygo``).
+    :param organization_id: v2 only: check the usage of every account of this organization
+        (``account_id`` is then empty). Absent from triggers serialized by earlier releases.
     :param from_date: the request's ``from``, ``YYYY-MM-DD`` (default ``day``); PayGo paths with the
         billing-cycle anchor rule start at the anchor day.
     :param min_records: how many records on ``day`` make it available.
@@ -153,6 +155,7 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
         source: str = "v2",
         metric: str | None = None,
         paygo_path: str | None = None,
+        organization_id: str | None = None,
         from_date: str | None = None,
         min_records: int = 1,
         cloudflare_conn_id: str = "cloudflare_default",
@@ -174,6 +177,7 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
         self.source = source
         self.metric = metric
         self.paygo_path = paygo_path
+        self.organization_id = organization_id or None
         self.from_date = from_date or day
         self.min_records = min_records
         self.cloudflare_conn_id = cloudflare_conn_id
@@ -195,6 +199,7 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
                 "source": self.source,
                 "metric": self.metric,
                 "paygo_path": self.paygo_path,
+                "organization_id": self.organization_id,
                 "from_date": self.from_date,
                 "min_records": self.min_records,
                 "cloudflare_conn_id": self.cloudflare_conn_id,
@@ -213,7 +218,9 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
         """One availability check: the narrowest request, then count the records on the day."""
         day = dt.date.fromisoformat(self.day)
         to_date = day + dt.timedelta(days=1)
-        if self.source == "v2":
+        if self.organization_id:
+            records = await hook.aget_organization_usage(self.organization_id, day, to_date)
+        elif self.source == "v2":
             records = await hook.aget_v2_usage(self.account_id, day, to_date, self.metric)
         else:
             from_date = dt.date.fromisoformat(self.from_date)
@@ -242,8 +249,10 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
                 # The hook's retries (Retry-After included) may take long; they never run past end_time.
                 count = await asyncio.wait_for(self._count(hook), timeout=remaining)
             except asyncio.TimeoutError:
-                last_error = last_error or "the last check was still retrying at the deadline"
-                if last_count is None:  # no check ever got an answer: as transient as the errors before
+                # A check cut short by the deadline says nothing new once an earlier one was answered;
+                # if none ever was, that is as transient as the errors before.
+                if last_count is None:
+                    last_error = last_error or "the last check was still retrying at the deadline"
                     last_error_type = last_error_type or "CloudflareServerError"
                 break
             except Exception as error:

@@ -19,7 +19,7 @@ import pytest
 from airflow_provider_cfbilling.get_provider_info import PAYGO_PATHS
 from airflow_provider_cfbilling.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
 
-FIELDS = ("account_id", "timeout", "max_retries", "verify", "paygo_path")
+FIELDS = ("account_id", "organization_id", "timeout", "max_retries", "verify", "paygo_path")
 WIDGETS = {f"extra__cloudflare__{field}" for field in FIELDS}
 RELABELED = {
     "host": "Base URL",
@@ -75,6 +75,7 @@ def test_before_3_2_the_widgets_are_wtforms_fields_of_the_accepted_classes(provi
     classes = {name.rsplit("__", 1)[1]: widgets[name].field.field_class for name in WIDGETS}
     assert classes == {
         "account_id": StringField,
+        "organization_id": StringField,
         "timeout": IntegerField,
         "max_retries": IntegerField,
         "verify": BooleanField,

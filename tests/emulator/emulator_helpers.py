@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN
+from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_ORGANIZATION_ID, DEFAULT_TOKEN
 
 #: 2026-01-10 12:00 UTC: with the default 6 h delay, 2026-01-09 and earlier are available.
 FROZEN = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
 ACCOUNT = DEFAULT_ACCOUNT_ID
 OTHER_ACCOUNT = "0123456789abcdef0123456789abcdef"
+ORGANIZATION = DEFAULT_ORGANIZATION_ID
 BEARER = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
 
 
@@ -21,3 +22,15 @@ def usage_path(route: str, account_id: str = ACCOUNT) -> str:
         "paygo-usage": f"/accounts/{account_id}/paygo-usage",
         "billable-usage": f"/accounts/{account_id}/billable-usage",
     }[route]
+
+
+def organization_usage_path(organization_id: str = ORGANIZATION) -> str:
+    return f"/organizations/{organization_id}/billable/usage"
+
+
+def subscriptions_path(account_id: str = ACCOUNT) -> str:
+    return f"/accounts/{account_id}/subscriptions"
+
+
+def history_path(account_id: str = ACCOUNT) -> str:
+    return f"/accounts/{account_id}/billing/history"

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from emulator_helpers import ACCOUNT, OTHER_ACCOUNT, usage_path
+from emulator_helpers import ACCOUNT, OTHER_ACCOUNT, history_path, subscriptions_path, usage_path
 
 from airflow_provider_cfbilling.emulator import (
     DEFAULT_ACCOUNT_TOKEN,
@@ -31,6 +31,8 @@ BILLING_PATHS = [
     f"/accounts/{ACCOUNT}/billable-usage/info",
     f"/accounts/{ACCOUNT}/paygo-usage-info",
     f"/accounts/{ACCOUNT}/billing/profile",
+    subscriptions_path(),
+    history_path(),
 ]
 
 

@@ -22,12 +22,17 @@ def _expected_type(prop: dict) -> str:
     return OPENAPI_TYPES[prop["type"]]
 
 
+# The sources whose record the OpenAPI extract documents (subscriptions and billing history come
+# from the SDK's models: see more-endpoints.md and the comments in records.SCHEMAS).
+OPENAPI_SOURCES = ("v2", "paygo", "paygo-usage", "billable-usage", "profile")
+
+
 def test_there_is_a_schema_for_every_source_and_nothing_else():
     assert set(SCHEMAS) == set(SOURCES)
-    assert SOURCES == ("v2", "paygo", "paygo-usage", "billable-usage", "profile")
+    assert (*OPENAPI_SOURCES, "subscriptions", "billing_history") == SOURCES
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", OPENAPI_SOURCES)
 def test_schema_is_the_openapi_record_in_documented_order(source, documented_records):
     record = documented_records[source]
     required = record.get("required", [])
@@ -36,7 +41,7 @@ def test_schema_is_the_openapi_record_in_documented_order(source, documented_rec
     assert [column.name for column in SCHEMAS[source]] == expected_order
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", OPENAPI_SOURCES)
 def test_schema_types_are_the_documented_types(source, documented_records):
     properties = documented_records[source]["properties"]
     for column in SCHEMAS[source]:
@@ -98,7 +103,7 @@ def test_columns_for_names_the_schema_in_the_key_style(source, key_style):
 
 
 def test_columns_for_an_unknown_source_names_the_parameter_and_the_choices():
-    with pytest.raises(ValueError, match=r"source must be one of 'v2', .*'profile'; got 'v3'"):
+    with pytest.raises(ValueError, match=r"source must be one of 'v2', .*'billing_history'; got 'v3'"):
         columns_for("v3")
 
 

@@ -233,7 +233,7 @@ def test_nothing_happens_at_parse_time(monkeypatch: Any) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", raising=False)
     sensor = make_sensor(day="{{ ds }}", account_id="{{ params.account }}", metric="{{ params.metric }}")
     assert sensor._hook is None
-    assert tuple(sensor.template_fields) == ("day", "account_id", "metric", "paygo_path")
+    assert tuple(sensor.template_fields) == ("day", "account_id", "metric", "paygo_path", "organization_id")
 
 
 def test_arguments_and_defaults() -> None:
@@ -310,6 +310,7 @@ def test_deferrable_hands_the_wait_to_the_trigger(emulator: Any, cloudflare_conn
         "source": "paygo",
         "metric": None,
         "paygo_path": "billable-usage",
+        "organization_id": None,
         "from_date": anchor.isoformat(),
         "min_records": 3,
         "cloudflare_conn_id": "cloudflare_default",
