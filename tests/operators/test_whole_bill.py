@@ -214,3 +214,33 @@ def test_invoice_links_are_redacted_by_default(emulator, cloudflare_conn, tmp_pa
 def test_bad_history_arguments_are_refused_when_the_dag_is_parsed(kwargs):
     with pytest.raises(CloudflareInputError):
         CloudflareBillingHistoryOperator(task_id="h", **kwargs)
+
+
+def test_subscriptions_and_history_land_in_s3_with_their_manifests(emulator, cloudflare_conn, s3_server):
+    bucket, client, conn_id = s3_server["bucket"], s3_server["client"], s3_server["conn_id"]
+    prefix = f"bill-{pendulum.now().int_timestamp}"
+    emulator.configure(history_items=30)
+    for operator in (
+        CloudflareSubscriptionsOperator(
+            task_id="s", destination=f"s3://{bucket}/{prefix}/subscriptions.jsonl", destination_conn_id=conn_id
+        ),
+        CloudflareBillingHistoryOperator(
+            task_id="h", per_page=10, destination=f"s3://{bucket}/{prefix}/history.csv", destination_conn_id=conn_id
+        ),
+    ):
+        operator.execute({})
+    keys = sorted(item["Key"] for item in client.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"])
+    assert keys == sorted(
+        f"{prefix}/{name}"
+        for name in (
+            "subscriptions.jsonl",
+            "_subscriptions.jsonl.manifest.json",
+            "history.csv",
+            "_history.csv.manifest.json",
+        )
+    )
+    landed = read_records(f"s3://{bucket}/{prefix}/history.csv", conn_id=conn_id)
+    assert [row["id"] for row in landed] == [
+        item["id"] for item in emulator.expected_billing_history(DEFAULT_ACCOUNT_ID)
+    ]
+    assert {row["hosted_invoice_url"] for row in landed} == {REDACTED}
