@@ -105,7 +105,7 @@ def profile_memory(out: Path, top: int) -> None:
     tracemalloc.start(12)
     tracemalloc.reset_peak()
     peaks: list[tuple[int, Any]] = []
-    from airflow_provider_cfbilling import sinks
+    from airflow_provider_cfbilling.sinks import encoding as sinks
 
     original = sinks._encode_batch
 
@@ -158,6 +158,7 @@ def profile_phases(out: Path) -> None:
     from airflow_provider_cfbilling import sinks, windows
     from airflow_provider_cfbilling.hooks.cloudflare import V2_USAGE_ROUTE, CloudflareHook, _Call
     from airflow_provider_cfbilling.hooks.envelope import iter_envelope_records
+    from airflow_provider_cfbilling.sinks import encoding
     from airflow_provider_cfbilling.usage import in_window as _in_window
 
     hook = CloudflareHook()
@@ -190,8 +191,8 @@ def profile_phases(out: Path) -> None:
 
     def encode_all() -> int:
         count = 0
-        for batch in sinks._jsonl_batches(_in_window(records(), window, "v2"), 10_000):
-            sinks._encode_batch(batch)
+        for batch in encoding._jsonl_batches(_in_window(records(), window, "v2"), 10_000):
+            encoding._encode_batch(batch)
             count += len(batch)
         return count
 
@@ -252,7 +253,7 @@ def main() -> int:
         if args.batch_size:
             import functools
 
-            from airflow_provider_cfbilling import sinks
+            from airflow_provider_cfbilling.sinks import encoding as sinks
 
             sinks.write_records = functools.partial(sinks.write_records, batch_size=args.batch_size)
         out = Path(workdir) / "usage.jsonl"
