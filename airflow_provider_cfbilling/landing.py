@@ -16,7 +16,7 @@ from typing import Any
 from airflow_provider_cfbilling import __version__, manifests
 from airflow_provider_cfbilling import records as record_tools
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
-from airflow_provider_cfbilling.partitions import DaySpool, DestinationTemplate, days_of, digesting
+from airflow_provider_cfbilling.partitions import DaySpool, DestinationTemplate, counting, days_of
 from airflow_provider_cfbilling.sinks import (
     OutputSpec,
     WriteResult,
@@ -81,7 +81,7 @@ class Landing:
         """Write one object (a window, or a snapshot when ``window`` is None), then its manifest;
         what was written (for the summary). Complete when the window's last day is."""
         digest = manifests.ContentDigest()
-        result = self._write(digesting(records, digest), spec)
+        result = self._write(counting(records, digest), spec)
         previous = self._previous_manifest(spec)
         changed = previous is None or previous.get("sha256") != result.sha256
         period = (None, None) if window is None else window.as_strings()

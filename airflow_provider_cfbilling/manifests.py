@@ -41,18 +41,26 @@ class ContentDigest:
     records: int = 0
     corrections: int = 0
     keys: set[str] = field(default_factory=set)
+    hashed: bool = True  # False: only counted (an object that is always written needs no digest)
     _sum: int = 0
 
-    def add(self, encoded: bytes, record: dict[str, Any]) -> None:
-        """Count one record; ``encoded`` is its canonical bytes (compact JSON, keys as sent)."""
-        self._sum = (self._sum + int.from_bytes(hashlib.sha256(encoded).digest(), "big")) % _MODULUS
+    def add(self, encoded: bytes | None, record: dict[str, Any]) -> None:
+        """Count one record; ``encoded`` is its canonical bytes (compact JSON, keys as sent), or
+        None when the records are only counted."""
+        if encoded is None:
+            self.hashed = False
+        else:
+            self._sum = (self._sum + int.from_bytes(hashlib.sha256(encoded).digest(), "big")) % _MODULUS
         self.records += 1
         if record.get("ChargeClass") == CORRECTION:
             self.corrections += 1
         self.keys.update(record)
 
-    def hexdigest(self, settings: dict[str, Any]) -> str:
-        """The digest of the records and the ``settings`` that shape their object."""
+    def hexdigest(self, settings: dict[str, Any]) -> str | None:
+        """The digest of the records and the ``settings`` that shape their object (None when
+        the records were only counted)."""
+        if not self.hashed:
+            return None
         payload = {"records": self.records, "sum": f"{self._sum:064x}", "settings": settings}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -85,7 +93,7 @@ def build_manifest(
     sha256: str,
     columns: list[dict[str, str]],
     corrections: int,
-    content_sha256: str,
+    content_sha256: str | None,
     first_written_at: str,
     changed_at: str,
     complete: bool,

@@ -67,12 +67,11 @@ def parse_destination(destination: str) -> DestinationTemplate:
     return DestinationTemplate(destination)
 
 
-def digesting(records: Iterable[dict[str, Any]], digest: ContentDigest) -> Iterator[dict[str, Any]]:
-    """``records`` unchanged, each also counted into ``digest``."""
-    from airflow_provider_cfbilling.sinks import encode_json
-
+def counting(records: Iterable[dict[str, Any]], digest: ContentDigest) -> Iterator[dict[str, Any]]:
+    """``records`` unchanged, each also counted into ``digest`` (records, corrections, keys; not
+    hashed: an object written whatever it holds needs no content digest)."""
     for record in records:
-        digest.add(encode_json(record).encode(), record)
+        digest.add(None, record)
         yield record
 
 
@@ -136,4 +135,4 @@ def days_of(window: Window) -> list[dt.date]:
     return [window.start + dt.timedelta(days=offset) for offset in range(window.days)]
 
 
-__all__ = ["PLACEHOLDERS", "DaySpool", "DestinationTemplate", "days_of", "digesting", "parse_destination"]
+__all__ = ["PLACEHOLDERS", "DaySpool", "DestinationTemplate", "counting", "days_of", "parse_destination"]
