@@ -459,3 +459,15 @@ def test_the_token_never_reaches_an_event_or_the_log(
     payload = first_event(make_trigger(end_time=time.time() + 0.5, retry_settings={"max_retries": 0}))
     assert DEFAULT_TOKEN not in json.dumps(payload)
     assert DEFAULT_TOKEN not in caplog.text
+
+
+def test_an_organizations_day_is_polled_on_the_organization_route(emulator: Any, cloudflare_conn: Any) -> None:
+    from airflow_provider_cfbilling.emulator import DEFAULT_ORGANIZATION_ID
+
+    trigger = make_trigger(account_id="", organization_id=DEFAULT_ORGANIZATION_ID)
+    assert trigger.serialize()[1]["organization_id"] == DEFAULT_ORGANIZATION_ID
+    payload = first_event(trigger)
+    day = dt.date.fromisoformat(AVAILABLE_DAY)
+    assert payload["status"] == "success"
+    assert payload["records"] == len(emulator.expected_organization_records(DEFAULT_ORGANIZATION_ID, day))
+    assert [entry["route"] for entry in emulator.request_log] == ["organization-v2"]
