@@ -18,7 +18,9 @@ lint: $(STAMP)
 	$(PY) -m ruff check airflow_provider_cfbilling tests example_dags
 	$(PY) -m mypy
 
-test: $(STAMP) lint docs
+# The SQL landing's tests start a throwaway PostgreSQL server from Debian's binaries: `deploy-postgres`
+# (below) installs them when missing; without them those tests fail, saying so.
+test: $(STAMP) deploy-postgres lint docs
 	$(PY) -m pytest -q
 
 clean:
@@ -85,3 +87,27 @@ test-matrix:
 
 test-matrix-list:
 	@$(PYTHON) scripts/matrix.py --list
+
+# Issue 19: the release artifacts, checked (docs/packaging.md). Builds the sdist and the wheel into
+# dist/ (`python -m build`; its setuptools pinned by constraints/build-backend.txt), checks their
+# metadata (`twine check --strict`) and their files (`scripts/dist.py contents`: the wheel holds the
+# package, emulator included, and no tests, docs, build output or leftovers), then installs the wheel
+# with nothing but apache-airflow (pinned by constraints.txt) into a clean virtualenv, build/dist-venv,
+# whose Python runs the daily example DAG against the emulator from the wheel (`scripts/dist.py smoke`).
+DIST_STAMP := $(VENV)/.installed-dist
+DIST_VENV := build/dist-venv
+
+$(DIST_STAMP): $(STAMP) constraints.txt
+	$(PY) -m pip install -q -c constraints.txt build twine
+	@touch $(DIST_STAMP)
+
+.PHONY: dist
+dist: $(DIST_STAMP)
+	rm -rf dist $(DIST_VENV) build/dist-smoke
+	PIP_CONSTRAINT=$(CURDIR)/constraints/build-backend.txt $(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
+	$(PY) scripts/dist.py contents dist
+	$(PY) -m venv $(DIST_VENV)
+	$(DIST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DIST_VENV)/bin/python -m pip install -q -c constraints.txt apache-airflow dist/*.whl
+	$(DIST_VENV)/bin/python scripts/dist.py smoke --workdir build/dist-smoke

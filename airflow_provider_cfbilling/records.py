@@ -6,7 +6,8 @@ dozen keys and the same few timestamps (one ``ChargePeriodStart`` per day).
 
 The schemas are the documented fields of each endpoint's record, in the API's own key spelling
 and in documented order: the OpenAPI ``required`` list first (in its order), then the remaining
-properties as the spec lists them (``/work/shared/cloudflare-api/openapi-extract.json``).
+properties as the spec lists them (the OpenAPI extract beside the repository, whose facts the
+tests keep in ``tests/records/cloudflare_api_facts.json``).
 Records are never trimmed to these columns: unknown fields are kept, in either key style.
 """
 

@@ -14,7 +14,10 @@ shared machine falls on all of them alike; the tables show medians and side-by-s
    A contender that passes the memory or time cap is stopped and not run at larger sizes; one
    whose memory growth at a smaller size, scaled to the next size, passes the cap is not
    started there (``--no-projection`` starts it anyway, and waits for it to hit the cap).
-2. Import: ``python -c "import airflow_provider_cfbilling.operators.billing"`` (what a DAG file
+2. SQL landing (``bench/sql_bench.py``): the same month, about 100k records, into PostgreSQL and
+   SQLite with ``CloudflareUsageToSqlOperator`` against a hand-written ``executemany`` baseline:
+   rows per second and peak resident memory.
+3. Import: ``python -c "import airflow_provider_cfbilling.operators.billing"`` (what a DAG file
    using our operators pays at parse time) against ``HttpOperator``'s import, plus
    ``-X importtime``: the modules ours loads beyond HttpOperator's import and beyond
    ``from airflow.sdk import DAG`` (the floor of any Airflow 3 DAG file), and the slowest ones.
@@ -25,6 +28,7 @@ Usage::
     .venv/bin/python bench/run.py --quick         # 10k and 100k, fewer repeats
     .venv/bin/python bench/run.py --sizes 10k,250k --repeats 5 --json results.json
     .venv/bin/python bench/run.py --skip-landing  # import benchmark only
+    .venv/bin/python bench/run.py --skip-landing --skip-imports --sql-sizes 10k --repeats 1  # SQL part, small
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # the bench directory is not a package: found through sys.path above
+import sql_bench
 
 CONTENDERS = ("ours", "ours-warm", "sdk", "plain")
 OURS = ("ours", "ours-warm")
@@ -113,6 +118,8 @@ class Results:
     runs: list[Run] = field(default_factory=list)
     stopped: dict[str, Stop] = field(default_factory=dict)
     imports: dict[str, Any] = field(default_factory=dict)
+    sql: list[sql_bench.SqlRun] = field(default_factory=list)
+    sql_unavailable: str = ""
 
 
 def _rss_kb(pid: int) -> int:
@@ -590,12 +597,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--skip-landing", action="store_true")
     parser.add_argument("--skip-imports", action="store_true")
+    parser.add_argument("--skip-sql", action="store_true", help="skip the SQL landing benchmark")
+    parser.add_argument("--sql-sizes", help="comma-separated sizes of the SQL landing benchmark (default 100k)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     args = parser.parse_args(argv)
     names = args.sizes.split(",") if args.sizes else (harness.QUICK_SIZES if args.quick else harness.DEFAULT_SIZES)
     args.sizes = sorted((harness.parse_size(name) for name in names), key=lambda size: size.zones)
     if args.import_runs is None:
         args.import_runs = 5 if args.quick else 7
+    sql_names = args.sql_sizes.split(",") if args.sql_sizes else sql_bench.DEFAULT_SIZES
+    args.sql_sizes = sorted((harness.parse_size(name) for name in sql_names), key=lambda size: size.zones)
     return args
 
 
@@ -609,15 +620,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.skip_landing:
             landing_benchmark(args, results, workdir)
+        if not args.skip_sql:
+            repeats = args.repeats or 2
+            results.sql, results.sql_unavailable = sql_bench.benchmark(args.sql_sizes, repeats, workdir, args.time_cap)
         if not args.skip_imports:
             import_benchmark(args, results, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     text, all_met = report(results)
+    if results.sql or results.sql_unavailable:
+        text = f"{text}\n\n{sql_bench.report(results.sql, results.sql_unavailable)}"
     print(f"\n{text}\n\nTotal benchmark time: {time.monotonic() - started:.0f} s")
     if args.json:
         payload = asdict(results)
         payload["runs"] = [asdict(run) for run in results.runs]
+        payload["sql"] = [asdict(run) for run in results.sql]
         args.json.write_text(json.dumps(payload, indent=2, default=str))
     print("All targets met." if all_met else "Some targets were MISSED (see above).")
     return 0

@@ -10,8 +10,12 @@ What it does, in order:
    and the lake at ``.demo/lake`` (``AIRFLOW_VAR_CLOUDFLARE_LAKE_ROOT``);
 4. runs ``airflow dags test cloudflare_usage_daily <day after the demo day>``: a manual run of a
    daily ``CronDataIntervalTimetable`` covers the day before its date, i.e. the demo day;
-5. stops the emulator (always, also on failure or Ctrl-C);
-6. reads the landed partition back and prints that day's usage by product family and metric.
+5. runs ``airflow dags test cloudflare_usage_to_sql <same date>``: the same day (and the week
+   before it) into the SQLite file ``.demo/cloudflare_usage.db`` through
+   ``CloudflareUsageToSqlOperator`` (connection ``cloudflare_usage_db``);
+6. stops the emulator (always, also on failure or Ctrl-C);
+7. reads the landed partition back and prints that day's usage by product family and metric, then
+   a few rows of the SQL table.
 
 Airflow's own output goes to ``.demo/airflow.log`` (printed on failure). Nothing is asked, no
 process is left behind, and running it again starts from scratch.
@@ -26,6 +30,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -41,6 +46,8 @@ from airflow_provider_cfbilling.emulator.cli import wait_for_ready_line
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "cloudflare_usage_daily"
+SQL_DAG_ID = "cloudflare_usage_to_sql"
+SQL_TABLE = "cloudflare_usage"  # the SQL example DAG's table
 DEMO_DAY = dt.date(2025, 6, 18)
 # The emulator's default account and its user-owned API token with Billing Read.
 ACCOUNT_ID = DEFAULT_ACCOUNT_ID
@@ -111,7 +118,7 @@ def stop_process_group(process: subprocess.Popen[Any], grace: float = 10.0) -> N
 # --------------------------------------------------------------------------------------------
 
 
-def airflow_environment(airflow_home: Path, base_url: str, lake: Path) -> dict[str, str]:
+def airflow_environment(airflow_home: Path, base_url: str, lake: Path, database: Path) -> dict[str, str]:
     """The inherited environment minus any Airflow settings, plus the demo's own."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     connection = {
@@ -127,6 +134,8 @@ def airflow_environment(airflow_home: Path, base_url: str, lake: Path) -> dict[s
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": json.dumps(connection),
             "AIRFLOW_VAR_CLOUDFLARE_LAKE_ROOT": f"file://{lake}",
+            # The SQL example DAG's database: a SQLite file.
+            "AIRFLOW_CONN_CLOUDFLARE_USAGE_DB": json.dumps({"conn_type": "sqlite", "host": str(database)}),
         }
     )
     return env
@@ -186,6 +195,42 @@ def usage_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join([line(header), rule, *(line(row) for row in rows)])
 
 
+SQL_COLUMNS = (
+    "charge_period_start",
+    "x_billable_metric_id",
+    "x_zone_name",
+    "consumed_quantity",
+    "consumed_unit",
+    "row_key",
+)
+
+
+def sql_rows(database: Path, day: dt.date, limit: int = 6) -> tuple[int, int, list[tuple[Any, ...]]]:
+    """The table's row count, the day's row count and a few of the day's rows (``SQL_COLUMNS``)."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        total = connection.execute(f"SELECT COUNT(*) FROM {SQL_TABLE}").fetchone()[0]
+        start, end = f"{day} 00:00:00", f"{day + dt.timedelta(days=1)} 00:00:00"
+        where = "WHERE charge_period_start >= ? AND charge_period_start < ?"
+        count = connection.execute(f"SELECT COUNT(*) FROM {SQL_TABLE} {where}", (start, end)).fetchone()[0]
+        rows = connection.execute(
+            f"SELECT {', '.join(SQL_COLUMNS)} FROM {SQL_TABLE} {where} ORDER BY x_billable_metric_id, x_zone_name "
+            f"LIMIT {int(limit)}",
+            (start, end),
+        ).fetchall()
+    finally:
+        connection.close()
+    return total, count, rows
+
+
+def rows_table(rows: Sequence[tuple[Any, ...]]) -> str:
+    """Rows of ``SQL_COLUMNS`` as aligned text (NULL shown as "-")."""
+    cells = [SQL_COLUMNS, *(tuple("-" if value is None else str(value) for value in row) for row in rows)]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(SQL_COLUMNS))]
+    lines = ["  ".join(cell.ljust(widths[index]) for index, cell in enumerate(row)).rstrip() for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * width for width in widths), *lines[1:]])
+
+
 # --------------------------------------------------------------------------------------------
 # The demo
 # --------------------------------------------------------------------------------------------
@@ -197,9 +242,11 @@ def run_demo(workdir: Path, day: dt.date = DEMO_DAY) -> Path:
     workdir = workdir.resolve()
     airflow_home = workdir / "airflow-home"
     lake = workdir / "lake"
+    database = workdir / "cloudflare_usage.db"
     for directory in (airflow_home, lake):
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
+    database.unlink(missing_ok=True)
     airflow_log = workdir / "airflow.log"
     airflow_log.write_text("")
     # The day is published 6 h after it ends (emulator default); noon of the next day is past that.
@@ -208,12 +255,14 @@ def run_demo(workdir: Path, day: dt.date = DEMO_DAY) -> Path:
     say(f"Starting the Cloudflare billing emulator (clock {clock:%Y-%m-%d %H:%M} UTC)")
     with running_emulator(clock, workdir / "emulator.log") as (base_url, pid):
         say(f"Emulator (pid {pid}) listening on {base_url}")
-        env = airflow_environment(airflow_home, base_url, lake)
+        env = airflow_environment(airflow_home, base_url, lake, database)
         say(f"Creating the Airflow metadata database in {airflow_home}")
         airflow(["db", "migrate"], env, airflow_log)
         run_date = (day + dt.timedelta(days=1)).isoformat()
         say(f"airflow dags test {DAG_ID} {run_date}  (lands {day}; Airflow's output: {airflow_log})")
         airflow(["dags", "test", DAG_ID, run_date], env, airflow_log)
+        say(f"airflow dags test {SQL_DAG_ID} {run_date}  (lands {day} and the week before it into {database})")
+        airflow(["dags", "test", SQL_DAG_ID, run_date], env, airflow_log)
     say(f"Emulator (pid {pid}) stopped")
 
     landed = lake / "usage_v2" / f"account_id={ACCOUNT_ID}" / f"charge_date={day.isoformat()}" / "usage.jsonl"
@@ -223,12 +272,22 @@ def run_demo(workdir: Path, day: dt.date = DEMO_DAY) -> Path:
     print()
     print(f"Landed {len(records)} records ({landed.stat().st_size:,} bytes) of account {ACCOUNT_ID} for {day}:")
     print(f"  {landed}")
-    print(f"  (with the 7 days before it, re-checked by the DAG's look-back, each next to its manifest")
+    print("  (with the 7 days before it, re-checked by the DAG's look-back, each next to its manifest")
     print(f"  _usage.jsonl.manifest.json; lake root file://{lake}; every file: find {lake} -type f)")
     print()
     print(f"Cloudflare usage on {day} by product family and metric")
     print()
     print(usage_table(records))
+    print()
+    if not database.is_file():
+        raise DemoError(f"the SQL run succeeded but {database} is missing (log: {airflow_log})")
+    total, count, rows = sql_rows(database, day)
+    print(
+        f"SQL table {SQL_TABLE} in {database}: {total} rows (the day and the 7 before it), {count} of them for {day}."
+    )
+    print(f"A few of {day}'s rows (every column: sqlite3 {database} 'SELECT * FROM {SQL_TABLE}'):")
+    print()
+    print(rows_table(rows))
     print()
     say(f"Done in {time.monotonic() - started:.0f} s")
     return landed

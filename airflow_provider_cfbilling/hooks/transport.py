@@ -113,9 +113,13 @@ class Transport:
             retry_after: float | None = None
             if isinstance(outcome, _Body):
                 try:
-                    return self._accept(outcome, call)
+                    return self._accept(outcome, call)  # the caller reads the body, then closes its spool
                 except _Retryable as retryable:
                     error, retry_after = retryable.error, retryable.retry_after
+                    outcome.spool.close()  # an answer that is retried (or fails below) is not read again
+                except BaseException:
+                    outcome.spool.close()
+                    raise
             else:
                 error = CloudflareServerError(
                     f"Network error talking to Cloudflare ({type(outcome).__name__}: {self.redact(str(outcome))[:200]})",
@@ -215,6 +219,9 @@ class Transport:
         except httpx.TransportError as error:
             spool.close()
             return error
+        except BaseException:
+            spool.close()
+            raise
 
     async def _arun(self, call: _Call) -> _Body:
         settings = await self._asettings()
@@ -250,6 +257,9 @@ class Transport:
         except httpx.TransportError as error:
             spool.close()
             return error
+        except BaseException:
+            spool.close()
+            raise
 
     async def _arecords(self, call: _Call) -> Iterator[dict[str, Any]]:
         return _iterate_body(await self._arun(call), call)

@@ -48,7 +48,7 @@ def read_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
 
 
 def test_cli_serves_until_sigterm() -> None:
-    proc = start(
+    with start(
         "--port",
         "0",
         "--seed",
@@ -64,40 +64,40 @@ def test_cli_serves_until_sigterm() -> None:
         "1200/300/300",
         "--availability-delay-hours",
         "1",
-    )
-    try:
-        line = read_line(proc)
-        match = READY.match(line)
-        assert match, line
-        base_url = match.group(1)
-        with httpx.Client(base_url=base_url, headers=BEARER, timeout=10, verify=False) as http:
-            window = {"from": "2026-01-09", "to": "2026-01-09"}
-            assert http.get(usage_path("v2"), params=window).status_code == 503
-            records = http.get(usage_path("v2"), params=window).json()["result"]
-            assert {r["ChargePeriodStart"] for r in records} == {"2026-01-09T00:00:00Z"}  # to is inclusive
-            assert len({r["x_ZoneId"] for r in records if r["x_ZoneId"]}) == 2
-            health = httpx.get(base_url.replace("/client/v4", "/__emulator__/health"), verify=False).json()
-            assert health["now"] == "2026-01-10T12:00:00Z"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-        assert proc.stdout is not None
-        assert proc.stdout.read() == ""  # exactly one line
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    ) as proc:  # closes its pipes
+        try:
+            line = read_line(proc)
+            match = READY.match(line)
+            assert match, line
+            base_url = match.group(1)
+            with httpx.Client(base_url=base_url, headers=BEARER, timeout=10, verify=False) as http:
+                window = {"from": "2026-01-09", "to": "2026-01-09"}
+                assert http.get(usage_path("v2"), params=window).status_code == 503
+                records = http.get(usage_path("v2"), params=window).json()["result"]
+                assert {r["ChargePeriodStart"] for r in records} == {"2026-01-09T00:00:00Z"}  # to is inclusive
+                assert len({r["x_ZoneId"] for r in records if r["x_ZoneId"]}) == 2
+                health = httpx.get(base_url.replace("/client/v4", "/__emulator__/health"), verify=False).json()
+                assert health["now"] == "2026-01-10T12:00:00Z"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+            assert proc.stdout is not None
+            assert proc.stdout.read() == ""  # exactly one line
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_cli_sigint_also_exits_cleanly() -> None:
-    proc = start("--port", "0")
-    try:
-        assert READY.match(read_line(proc))
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with start("--port", "0") as proc:  # closes its pipes
+        try:
+            assert READY.match(read_line(proc))
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_cli_rejects_bad_arguments() -> None:
@@ -142,15 +142,20 @@ def test_command_and_ready_line_helpers_start_the_cli() -> None:
     """What ``make demo`` and ``make test-deploy`` use: the argv and the ready-line reader."""
     argv = command("--clock", "2026-01-10T12:00:00Z")
     assert argv[:5] == [sys.executable, "-m", "airflow_provider_cfbilling.emulator", "--port", "0"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout is not None
-        base_url = wait_for_ready_line(proc.stdout, timeout=20)
-        assert READY.match(READY_LINE.format(base_url=base_url))
-        assert httpx.get(base_url.replace("/client/v4", "/__emulator__/health")).json()["now"] == "2026-01-10T12:00:00Z"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as proc:  # closes its pipes
+        try:
+            assert proc.stdout is not None
+            base_url = wait_for_ready_line(proc.stdout, timeout=20)
+            assert READY.match(READY_LINE.format(base_url=base_url))
+            assert (
+                httpx.get(base_url.replace("/client/v4", "/__emulator__/health")).json()["now"]
+                == "2026-01-10T12:00:00Z"
+            )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def test_ready_line_reader_skips_other_lines_and_reports_eof_and_timeout() -> None:
@@ -181,7 +186,7 @@ def test_ready_line_reader_skips_other_lines_and_reports_eof_and_timeout() -> No
 
 
 def test_cli_restates_days_and_shuffles_records() -> None:
-    proc = start(
+    with start(
         "--port",
         "0",
         "--clock",
@@ -191,31 +196,31 @@ def test_cli_restates_days_and_shuffles_records() -> None:
         "--restate",
         f"{ACCOUNT}:2026-01-05::1",
         "--shuffle-records",
-    )
-    try:
-        match = READY.match(read_line(proc))
-        assert match
-        base_url = match.group(1)
-        control = base_url.replace("/client/v4", "/__emulator__")
-        assert httpx.get(f"{control}/restate").json() == {
-            "restatements": [
-                {"account_id": ACCOUNT, "day": "2026-01-05", "factor": 1.65, "corrections": 3, "revisions": 2}
-            ]
-        }
-        assert httpx.get(f"{control}/config").json()["shuffle_records"] is True
-        reference = Emulator(clock=FROZEN)
-        reference.restate(ACCOUNT, "2026-01-05", factor=1.5, corrections=2)
-        reference.restate(ACCOUNT, "2026-01-05", corrections=1)
-        expected = reference.expected_records(ACCOUNT, "2026-01-05")
-        with httpx.Client(base_url=base_url, headers=BEARER, timeout=10) as http:
-            served = http.get(usage_path("v2"), params={"from": "2026-01-05", "to": "2026-01-06"}).json()["result"]
-        assert served != expected  # shuffled
-        assert sorted(map(json.dumps, served)) == sorted(map(json.dumps, expected))
-        expected_via_control = httpx.get(f"{control}/expected", params={"account_id": ACCOUNT, "day": "2026-01-05"})
-        assert expected_via_control.json() == expected  # canonical order
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    ) as proc:  # closes its pipes
+        try:
+            match = READY.match(read_line(proc))
+            assert match
+            base_url = match.group(1)
+            control = base_url.replace("/client/v4", "/__emulator__")
+            assert httpx.get(f"{control}/restate").json() == {
+                "restatements": [
+                    {"account_id": ACCOUNT, "day": "2026-01-05", "factor": 1.65, "corrections": 3, "revisions": 2}
+                ]
+            }
+            assert httpx.get(f"{control}/config").json()["shuffle_records"] is True
+            reference = Emulator(clock=FROZEN)
+            reference.restate(ACCOUNT, "2026-01-05", factor=1.5, corrections=2)
+            reference.restate(ACCOUNT, "2026-01-05", corrections=1)
+            expected = reference.expected_records(ACCOUNT, "2026-01-05")
+            with httpx.Client(base_url=base_url, headers=BEARER, timeout=10) as http:
+                served = http.get(usage_path("v2"), params={"from": "2026-01-05", "to": "2026-01-06"}).json()["result"]
+            assert served != expected  # shuffled
+            assert sorted(map(json.dumps, served)) == sorted(map(json.dumps, expected))
+            expected_via_control = httpx.get(f"{control}/expected", params={"account_id": ACCOUNT, "day": "2026-01-05"})
+            assert expected_via_control.json() == expected  # canonical order
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize(

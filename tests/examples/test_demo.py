@@ -45,6 +45,7 @@ def test_demo_runs_the_daily_dag_with_airflow_and_prints_the_usage_table(tmp_pat
     # Leftovers of an earlier run: the demo starts from scratch.
     (workdir / "airflow-home").mkdir(parents=True)
     (workdir / "airflow-home" / "airflow.db").write_text("not a database")
+    (workdir / "cloudflare_usage.db").write_text("not a database either")
     stale = workdir / "lake" / "stale.jsonl"
     stale.parent.mkdir()
     stale.write_text("{}\n")
@@ -81,10 +82,25 @@ def test_demo_runs_the_daily_dag_with_airflow_and_prints_the_usage_table(tmp_pat
     for record in want:
         assert re.search(rf"^{re.escape(record['x_ProductFamilyName'])}\s+{record['x_BillableMetricId']}\s", out, re.M)
 
-    # A real Airflow CLI run, logged; and the emulator is gone.
+    # The same day, and the week before it, in a SQLite table through the SQL example DAG.
+    database = workdir / "cloudflare_usage.db"
+    week = [day - dt.timedelta(days=offset) for offset in range(8)]
+    with Emulator(seed=0, clock=dt.datetime(2025, 6, 19, 12, tzinfo=dt.timezone.utc)) as emulator:
+        in_week = sum(len(emulator.expected_records(DEFAULT_ACCOUNT_ID, each)) for each in week)
+    total, count, rows = demo.sql_rows(database, day)
+    assert (total, count) == (in_week, len(want))
+    assert (
+        f"SQL table cloudflare_usage in {database}: {in_week} rows (the day and the 7 before it), {len(want)} " in out
+    )
+    assert demo.rows_table(rows) in out
+    assert rows and {row[0] for row in rows} == {f"{day} 00:00:00"}
+    assert len({row[-1] for row in rows}) == len(rows)  # the row keys
+
+    # Real Airflow CLI runs, logged; and the emulator is gone.
     log = (workdir / "airflow.log").read_text()
     assert "$ airflow dags test cloudflare_usage_daily 2025-06-19" in log
-    assert "state=success" in log
+    assert "$ airflow dags test cloudflare_usage_to_sql 2025-06-19" in log
+    assert log.count("state=success") >= 2
     (pid,) = {int(found) for found in re.findall(r"Emulator \(pid (\d+)\) stopped", out)}
     assert not process_exists(pid)
 
@@ -147,4 +163,31 @@ def test_the_usage_table_sums_quantities_by_family_and_metric() -> None:
     assert [line.split() for line in lines[2:]] == [
         ["D1", "d1_rows", "1", "1,000", "Rows"],
         ["R2", "r2_ops", "2", "3.5", "Ops"],
+    ]
+
+
+def test_the_sql_rows_are_read_for_the_day_and_aligned(tmp_path: Path) -> None:
+    import sqlite3
+
+    demo = load_demo()
+    database = tmp_path / "usage.db"
+    connection = sqlite3.connect(database)
+    connection.execute(f"CREATE TABLE cloudflare_usage ({', '.join(demo.SQL_COLUMNS)})")
+    connection.executemany(
+        "INSERT INTO cloudflare_usage VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            ("2025-06-18 00:00:00", "r2_ops", None, 2.0, "Ops", "k1"),
+            ("2025-06-18 00:00:00", "d1_rows", "example.com", 1000.0, "Rows", "k2"),
+            ("2025-06-17 00:00:00", "d1_rows", None, 5.0, "Rows", "k3"),
+        ],
+    )
+    connection.commit()
+    connection.close()
+    total, count, rows = demo.sql_rows(database, dt.date(2025, 6, 18))
+    assert (total, count) == (3, 2)
+    lines = demo.rows_table(rows).splitlines()
+    assert lines[0].split() == list(demo.SQL_COLUMNS)
+    assert [line.split() for line in lines[2:]] == [
+        ["2025-06-18", "00:00:00", "d1_rows", "example.com", "1000.0", "Rows", "k2"],
+        ["2025-06-18", "00:00:00", "r2_ops", "-", "2.0", "Ops", "k1"],
     ]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +228,86 @@ def test_many_accounts_defaults_to_the_connections_account(emulator: Any, lake: 
     assert read_records(uri(partition(lake, DEFAULT_ACCOUNT_ID, day))) == emulator.expected_records(
         DEFAULT_ACCOUNT_ID, day
     )
+
+
+def sql_rows(database: Path) -> dict[str, tuple[Any, ...]]:
+    """``row_key`` -> (day, metric, zone, region, class, quantity) of every row of the SQL example's table."""
+    connection = sqlite3.connect(database)
+    try:
+        rows = connection.execute(
+            "SELECT row_key, charge_period_start, x_billable_metric_id, x_zone_id, region_id, charge_class, "
+            "consumed_quantity FROM cloudflare_usage"
+        ).fetchall()
+    finally:
+        connection.close()
+    return {row[0]: (row[1][:10], *row[2:6], float(row[6])) for row in rows}
+
+
+def identities(records: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
+    return Counter(
+        (
+            record["ChargePeriodStart"][:10],
+            record["x_BillableMetricId"],
+            record["x_ZoneId"],
+            record["RegionId"],
+            record["ChargeClass"],
+            float(record["ConsumedQuantity"]),
+        )
+        for record in records
+    )
+
+
+def test_sql_dag_replaces_the_day_and_its_look_back_in_a_sqlite_table(
+    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+):
+    database = tmp_path / "cloudflare_usage.db"
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_USAGE_DB", json.dumps({"conn_type": "sqlite", "host": str(database)}))
+    day = dt.date(2025, 6, 18)
+    run = run_dag("cloudflare_usage_to_sql", logical_date=run_date(day), example=True)
+    assert task_states(run) == {"wait_for_usage": "success", "land_usage": "success", "report": "success"}
+
+    days = days_until(day)
+    want = [record for each in days for record in emulator.expected_records(DEFAULT_ACCOUNT_ID, each)]
+    rows = sql_rows(database)
+    assert Counter(rows.values()) == identities(want)
+    summary = xcom(run, "land_usage")
+    assert (summary["period_start"], summary["period_end"]) == (str(days[0]), str(day + ONE_DAY))
+    assert (summary["rows_deleted"], summary["rows_inserted"], summary["table"]) == (0, len(want), "cloudflare_usage")
+    assert f"Replaced 0 rows with {len(want)} in cloudflare_usage (sqlite)" in capfd.readouterr().out
+
+    # Cloudflare restates a day of the look-back: the next run replaces that day and nothing else.
+    restated = day - ONE_DAY * 3
+    emulator.restate(DEFAULT_ACCOUNT_ID, restated, factor=1.2, corrections=1)
+    again = run_dag("cloudflare_usage_to_sql", logical_date=run_date(day), example=True)
+    assert set(task_states(again).values()) == {"success"}
+    after = sql_rows(database)
+    unchanged = {key: row for key, row in rows.items() if row[0] != str(restated)}
+    assert {key: row for key, row in after.items() if row[0] != str(restated)} == unchanged
+    want = [record for each in days for record in emulator.expected_records(DEFAULT_ACCOUNT_ID, each)]
+    assert Counter(after.values()) == identities(want)
+    assert xcom(again, "land_usage")["rows_inserted"] == len(rows) + 1  # the new correction row
+
+
+def test_monthly_bill_dag_lands_usage_subscriptions_and_history_side_by_side(emulator: Any, lake: Path):
+    # A run dated 2025-06-01 owns May (the last complete monthly interval before it).
+    run = run_dag("cloudflare_monthly_bill", logical_date=pendulum.datetime(2025, 6, 1, tz="UTC"), example=True)
+    assert task_states(run) == {
+        "land_usage": "success",
+        "land_subscriptions": "success",
+        "land_billing_history": "success",
+    }
+    usage = xcom(run, "land_usage")
+    assert (usage["period_start"], usage["period_end"]) == ("2025-04-24", "2025-06-01")  # May and the look-back
+    assert len(usage["partitions"]) == 38
+    subscriptions = lake / "subscriptions" / f"account_id={DEFAULT_ACCOUNT_ID}" / "month=2025-05"
+    history = lake / "billing_history" / f"account_id={DEFAULT_ACCOUNT_ID}" / "month=2025-05"
+    assert files_under(subscriptions) == with_manifests([subscriptions / "subscriptions.parquet"])
+    assert files_under(history) == with_manifests([history / "history.parquet"])
+    landed = read_records(uri(history / "history.parquet"))
+    expected = emulator.expected_billing_history(DEFAULT_ACCOUNT_ID)
+    assert [row["id"] for row in landed] == [item["id"] for item in expected]
+    assert {row["hosted_invoice_url"] for row in landed} == {REDACTED}
+    subscribed = read_records(uri(subscriptions / "subscriptions.parquet"))
+    assert [row["id"] for row in subscribed] == [
+        item["id"] for item in emulator.expected_subscriptions(DEFAULT_ACCOUNT_ID)
+    ]

@@ -20,6 +20,8 @@ EXPECTED_TASKS = {
     "cloudflare_paygo_billing_period": {"billing_period", "land_paygo", "report"},
     "cloudflare_billing_profile_snapshot": {"snapshot_profile", "report"},
     "cloudflare_usage_many_accounts": {"wait_for_usage", "plan_accounts", "land_usage", "report"},
+    "cloudflare_usage_to_sql": {"wait_for_usage", "land_usage", "report"},
+    "cloudflare_monthly_bill": {"land_usage", "land_subscriptions", "land_billing_history"},
 }
 DAY_PARTITIONED = ("cloudflare_usage_daily", "cloudflare_usage_many_accounts")
 
@@ -105,10 +107,31 @@ def test_scheduled_and_backfill_runs_each_land_their_own_day_under_its_own_name(
         # The partition is named by the operator from that window, after Jinja.
         template = parse_destination(render(field(land, "destination"), dag, **context))
         assert template.per_day
-        destination = template.render("0" * 32, window, window.start)
+        destination = template.render({"account_id": "0" * 32}, window, window.start)
         assert f"/account_id={'0' * 32}/charge_date={day}/usage.jsonl" in destination
         assert dag.task_dict["wait_for_usage"].day is None
         assert windows.resolve_day(None, context) == day
+
+
+def test_the_sql_example_replaces_each_runs_day_and_the_week_before_it(bag: Any) -> None:
+    dag = bag.dags["cloudflare_usage_to_sql"]
+    land = dag.task_dict["land_usage"]
+    assert (land.period_start, land.period_end, land.lookback_days) == (None, None, 7)
+    assert (land.sql_conn_id, land.table, land.source, land.key_style) == (
+        "cloudflare_usage_db",
+        "cloudflare_usage",
+        "v2",
+        "snake",
+    )
+    infos = list(
+        scheduler_dag(dag).iter_dagrun_infos_between(
+            pendulum.datetime(2025, 6, 1, tz="UTC"), pendulum.datetime(2025, 6, 2, tz="UTC")
+        )
+    )
+    for info in infos:
+        day = info.logical_date.date()
+        context = {"data_interval_start": info.data_interval.start, "data_interval_end": info.data_interval.end}
+        assert land._window(context) == windows.Window(day - dt.timedelta(days=7), day + dt.timedelta(days=1))
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="on Airflow 2 '@daily' has one-day data intervals")

@@ -204,6 +204,40 @@ def test_permanent_statuses_fail_at_once(status, code, error_class, sleeps):
     assert f"{code}: no" in str(raised.value)
 
 
+class SpoolTracker:
+    """Every body spool the hook opens, to check that each one is closed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.spools: list[Any] = []
+        real = transport_module.tempfile.SpooledTemporaryFile
+
+        def spool(*args: Any, **kwargs: Any) -> Any:
+            self.spools.append(real(*args, **kwargs))
+            return self.spools[-1]
+
+        monkeypatch.setattr(transport_module.tempfile, "SpooledTemporaryFile", spool)
+
+    @property
+    def open(self) -> int:
+        return sum(not spool.closed for spool in self.spools)
+
+
+def test_every_answer_body_is_closed_retried_failed_or_read(monkeypatch, sleeps):
+    """A body that is retried or raised is closed at once, not left to the garbage collector (a
+    ResourceWarning, and an open temporary file for a body past the spool's memory size)."""
+    tracker = SpoolTracker(monkeypatch)
+    hook = make_hook(Recorder(failure(503, 10000, "busy"), ok()))
+    assert list(hook.get_v2_usage()) == [RECORD]
+    with pytest.raises(CloudflareAuthError):
+        list(make_hook(Recorder(failure(403, 9109, "Invalid access token"))).get_v2_usage())
+    with pytest.raises(CloudflareServerError):
+        list(make_hook(Recorder(failure(502, 10000, "down")), max_retries=1).get_v2_usage())
+    asyncio.run(make_hook(Recorder(failure(429, 971, "slow"), ok())).aget_v2_usage())
+
+    assert len(tracker.spools) == 7
+    assert tracker.open == 0
+
+
 def test_error_chain_codes_are_collected():
     body = envelope(
         None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -42,7 +43,22 @@ def make_sensor(**overrides: Any) -> CloudflareUsageAvailableSensor:
         "deferrable": False,
     }
     kwargs.update(overrides)
-    return CloudflareUsageAvailableSensor(**kwargs)
+    sensor = CloudflareUsageAvailableSensor(**kwargs)
+    _SENSORS.append(sensor)
+    return sensor
+
+
+_SENSORS: list[CloudflareUsageAvailableSensor] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sensor_hooks() -> Iterator[None]:
+    """Tests call poke() directly; execute() closes the sensor's hook (its HTTP client) itself."""
+    yield
+    while _SENSORS:
+        hook = _SENSORS.pop()._hook
+        if hook is not None:
+            hook.close()
 
 
 def requests_to(emulator: Any, route: str = "v2") -> list[dict[str, Any]]:

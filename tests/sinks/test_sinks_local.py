@@ -394,17 +394,17 @@ def records():
 
 write_records(records(), resolve_output({uri!r}), columns=[], batch_size=1000)
 """
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        assert "writing" in (line.strip() for line in process.stdout), "the writer died early"
-        time.sleep(0.3)
-        temporaries = [name for name in os.listdir(tmp_path) if name != "usage.jsonl"]
-        assert temporaries, "the write is in progress in a temporary sibling"
-        assert (tmp_path / "usage.jsonl").read_bytes() == previous, "readers see the old object meanwhile"
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            assert "writing" in (line.strip() for line in process.stdout), "the writer died early"
+            time.sleep(0.3)
+            temporaries = [name for name in os.listdir(tmp_path) if name != "usage.jsonl"]
+            assert temporaries, "the write is in progress in a temporary sibling"
+            assert (tmp_path / "usage.jsonl").read_bytes() == previous, "readers see the old object meanwhile"
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
 
     assert (tmp_path / "usage.jsonl").read_bytes() == previous
     leftovers = [name for name in os.listdir(tmp_path) if name != "usage.jsonl"]

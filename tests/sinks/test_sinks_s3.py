@@ -195,13 +195,13 @@ def records():
 
 write_records(records(), resolve_output("s3://{bucket}/{key}"), columns=[], conn_id={conn_id!r}, batch_size=500)
 """
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        assert "writing" in (line.strip() for line in process.stdout), "the writer died early"
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            assert "writing" in (line.strip() for line in process.stdout), "the writer died early"
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
 
     assert _body(s3, bucket, key) == b'{"old":true}\n'
     assert _keys(s3, bucket, s3_prefix) == [key]
