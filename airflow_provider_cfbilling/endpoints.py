@@ -94,6 +94,8 @@ PAYGO_ENDPOINTS: dict[str, UsageEndpoint] = {
 }
 
 PAYGO_PATHS = list(PAYGO_ENDPOINTS)
+# The usage sources a task may read: "v2" (FOCUS, accounts and organizations) or "paygo" (any PayGo path).
+USAGE_SOURCES = ("v2", "paygo")
 
 # Snapshots (one request, or pages of one).
 PROFILE_ROUTE = "/accounts/{account_id}/billing/profile"

@@ -10,10 +10,12 @@ import datetime as dt
 import re
 from typing import Any
 
+from airflow_provider_cfbilling.endpoints import PAYGO_PATHS, USAGE_SOURCES
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
+from airflow_provider_cfbilling.records import KEY_STYLES
 
 ACCOUNT_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
-_DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # a calendar date, nothing more
 
 
 def account_id(value: Any, parameter: str = "account_id") -> str:
@@ -61,7 +63,7 @@ def api_date(value: Any, parameter: str) -> dt.date:
         return dt.date(value.year, value.month, value.day)
     if isinstance(value, str):
         text = value.strip()
-        if _DATE_PATTERN.match(text):
+        if DATE_PATTERN.match(text):
             try:
                 return dt.date.fromisoformat(text)
             except ValueError:
@@ -140,3 +142,79 @@ def boolean(value: Any, parameter: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no"}:
         return value.strip().lower() in {"true", "1", "yes"}
     raise CloudflareInputError(parameter, f"{value!r} is not a boolean", "Use true or false")
+
+
+def whole_number(value: Any, parameter: str, *, minimum: int, unit: str = "", fix: str) -> int:
+    """An operator argument that counts something: an ``int`` (not a bool, not a string) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = f"a whole number of {unit} >= {minimum}" if unit else f"a whole number >= {minimum}"
+        raise CloudflareInputError(parameter, f"{value!r} is not {what}", fix)
+    return value
+
+
+def flag(value: Any, parameter: str) -> bool:
+    """An operator argument that switches something: ``True`` or ``False`` (strings are refused:
+    a templated ``"False"`` would be truthy)."""
+    if not isinstance(value, bool):
+        raise CloudflareInputError(
+            parameter, f"{value!r} is not a boolean", f"Use {parameter}=True or {parameter}=False"
+        )
+    return value
+
+
+def metric(value: Any, parameter: str = "metric") -> str | None:
+    """A billable metric id (``x_BillableMetricId``), or None for every metric (callers whose
+    templated argument may render empty pass ``value or None``)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or any(char.isspace() for char in value.strip()):
+        raise CloudflareInputError(
+            parameter, f"{value!r} is not a billable metric id", "Use an id such as workers_standard_requests"
+        )
+    return value.strip()
+
+
+def paygo_path(value: Any, parameter: str = "paygo_path", *, template_ok: bool = False) -> str | None:
+    """One of the PayGo paths (slashes around it ignored), or None when unset.
+
+    With ``template_ok`` (checks at DAG-parse time) a value holding a Jinja template is returned as
+    it is: it is checked again once rendered.
+    """
+    if value is None or value == "":
+        return None
+    if template_ok and isinstance(value, str) and "{{" in value:
+        return value
+    path = value.strip("/") if isinstance(value, str) else value
+    if path not in PAYGO_PATHS:
+        raise CloudflareInputError(parameter, f"{value!r} is not a PayGo path", f"Use one of {', '.join(PAYGO_PATHS)}")
+    return str(path)
+
+
+def usage_arguments(source: Any, metric: Any, path: Any) -> None:
+    """The parse-time rules of a usage task's ``source``, ``metric`` and ``paygo_path``: a known
+    source, a metric filter on v2 only, a PayGo path (``path``) on PayGo only (templated values are checked
+    once rendered)."""
+    if source not in USAGE_SOURCES:
+        raise CloudflareInputError(
+            "source",
+            f"{source!r} is not a usage source",
+            "Use source='v2' (FOCUS usage, the default) or source='paygo' (PayGo usage; pick its path with paygo_path)",
+        )
+    if source == "paygo" and metric not in (None, ""):
+        raise CloudflareInputError(
+            "metric", "the PayGo endpoints have no metric filter", "Drop metric, or use source='v2'"
+        )
+    if source == "v2" and path not in (None, ""):
+        raise CloudflareInputError(
+            "paygo_path", "it chooses a PayGo path, but source is 'v2'", "Drop paygo_path, or set source='paygo'"
+        )
+    paygo_path(path, template_ok=True)
+
+
+def key_style(value: Any) -> str:
+    """How record keys are written: ``"snake"`` or ``"api"`` (:data:`records.KEY_STYLES`)."""
+    if value not in KEY_STYLES:
+        raise CloudflareInputError(
+            "key_style", f"{value!r} is not a key style", "Use key_style='snake' (default) or key_style='api'"
+        )
+    return str(value)

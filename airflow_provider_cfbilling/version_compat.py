@@ -61,14 +61,6 @@ else:
     )
 
 
-# Daily partitions keyed by the data interval (the Airflow 2 ``@daily`` semantics) need this
-# timetable explicitly on Airflow 3, whose cron schedules have empty data intervals.
-if AIRFLOW_V_3_2_PLUS:
-    from airflow.sdk import CronDataIntervalTimetable
-else:
-    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef,assignment]
-
-
 def get_hook_lineage_collector() -> Any:
     """The collector that records hook-level lineage (input/output assets)."""
     if AIRFLOW_V_3_2_PLUS:
@@ -133,7 +125,6 @@ __all__ = [
     "BaseOperator",
     "BaseSensorOperator",
     "BaseTrigger",
-    "CronDataIntervalTimetable",
     "ObjectStoragePath",
     "OutletAsset",
     "OutletAssetAlias",

@@ -8,16 +8,15 @@ on a UTC day boundary are refused with an error that says how to fix them.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_cfbilling import validation
 from airflow_provider_cfbilling.endpoints import PAYGO_ENDPOINTS, UsageEndpoint, max_request_gap
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.version_compat import AirflowSkipException
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ONE_DAY = dt.timedelta(days=1)
 
 
@@ -69,7 +68,7 @@ def utc_day(value: Any, parameter: str) -> dt.date:
     """A UTC day from a ``YYYY-MM-DD`` string, a date, or a datetime at a UTC day boundary."""
     if isinstance(value, str):
         text = value.strip()
-        if _DATE_ONLY.match(text):
+        if validation.DATE_PATTERN.match(text):
             try:
                 return dt.date.fromisoformat(text)
             except ValueError:

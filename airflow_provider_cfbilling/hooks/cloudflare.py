@@ -1,8 +1,9 @@
 """The Cloudflare hook: one object for auth, base URL, timeouts, retries and the envelope.
 
-This module is the facade: the connection form, and one method per endpoint. The parts live
-beside it: :mod:`.settings` (what the connection says), :mod:`.transport` (the retry conversation
-and the wire), :mod:`.envelope` (Cloudflare's response envelope and errors) and
+This module is the facade: one method per endpoint. The parts live beside it:
+:mod:`.connection_form` (the connection form of the Airflow 2.x-3.1 UIs), :mod:`.settings` (what the
+connection says), :mod:`.transport` (the retry conversation and the wire), :mod:`.envelope`
+(Cloudflare's response envelope and errors), :mod:`.paging` (paginated lists) and
 :mod:`.connection_check` (``test_connection``).
 """
 
@@ -19,7 +20,6 @@ from airflow_provider_cfbilling.endpoints import (
     BILLING_HISTORY_ROUTE,
     DEFAULT_HISTORY_MAX_PAGES,
     DEFAULT_HISTORY_PER_PAGE,
-    DEFAULT_PAYGO_PATH,
     ORGANIZATION_USAGE,
     PAYGO_PATHS,
     PROFILE_ROUTE,
@@ -31,6 +31,7 @@ from airflow_provider_cfbilling.endpoints import (
 )
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.hooks.connection_check import ConnectionCheck
+from airflow_provider_cfbilling.hooks.connection_form import ConnectionForm
 from airflow_provider_cfbilling.hooks.envelope import MalformedBodyError
 from airflow_provider_cfbilling.hooks.paging import paginate
 from airflow_provider_cfbilling.hooks.settings import (
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 V2_USAGE_ROUTE = V2_USAGE.route
 
 
-class CloudflareHook(SettingsMixin, ConnectionCheck, Transport, BaseHook):
+class CloudflareHook(ConnectionForm, SettingsMixin, ConnectionCheck, Transport, BaseHook):
     """Talks to the Cloudflare billing API with the credentials of a ``cloudflare`` connection.
 
     :param cloudflare_conn_id: the Airflow connection (type ``cloudflare``).
@@ -107,51 +108,6 @@ class CloudflareHook(SettingsMixin, ConnectionCheck, Transport, BaseHook):
         self._settings: ConnectionSettings | None = None
         self._client: httpx.Client | None = None
 
-    # ------------------------------------------------------------------ connection form
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields of the connection form for the Airflow 2.x / 3.0 / 3.1 UIs."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, IntegerField, StringField
-        from wtforms.validators import NumberRange, Optional, any_of
-
-        return {
-            "account_id": StringField(lazy_gettext("Account ID"), widget=BS3TextFieldWidget()),
-            "organization_id": StringField(lazy_gettext("Organization ID"), widget=BS3TextFieldWidget()),
-            "timeout": IntegerField(
-                lazy_gettext("Timeout (seconds)"),
-                widget=BS3TextFieldWidget(),
-                validators=[Optional(), NumberRange(min=1)],
-            ),
-            "max_retries": IntegerField(
-                lazy_gettext("Max retries"), widget=BS3TextFieldWidget(), validators=[Optional(), NumberRange(min=0)]
-            ),
-            "verify": BooleanField(lazy_gettext("Verify TLS"), default=True),
-            # The providers manager of Airflow 2.x / 3.0 / 3.1 accepts only String, Integer,
-            # Password and Boolean fields (it drops the whole hook for a SelectField); the 3.0/3.1
-            # UI turns ``any_of`` into the field's enum.
-            "paygo_path": StringField(
-                lazy_gettext("PayGo endpoint"),
-                widget=BS3TextFieldWidget(),
-                validators=[Optional(), any_of(PAYGO_PATHS)],
-                default=DEFAULT_PAYGO_PATH,
-            ),
-        }
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabelled and hidden standard fields for the Airflow 2.x / 3.0 / 3.1 UIs."""
-        from airflow_provider_cfbilling.get_provider_info import _ui_field_behaviour
-
-        behaviour = _ui_field_behaviour()
-        return {
-            "hidden_fields": behaviour["hidden-fields"],
-            "relabeling": behaviour["relabeling"],
-            "placeholders": behaviour["placeholders"],
-        }
-
     # ------------------------------------------------------------------ settings
 
     def get_conn(self) -> httpx.Client:
@@ -178,18 +134,6 @@ class CloudflareHook(SettingsMixin, ConnectionCheck, Transport, BaseHook):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def resolve_account_id(self, account_id: str | None = None) -> str:
-        """``account_id`` if given, else the connection's ``extra.account_id``; validated."""
-        if account_id:
-            return validation.account_id(account_id)
-        return validation.account_id(self.settings.account_id)
-
-    def resolve_organization_id(self, organization_id: str | None = None) -> str | None:
-        """``organization_id`` if given, else the connection's ``extra.organization_id``, else None."""
-        if organization_id:
-            return validation.organization_id(organization_id)
-        return self.settings.organization_id
 
     # ------------------------------------------------------------------ calls (validation, no I/O)
 
@@ -233,15 +177,12 @@ class CloudflareHook(SettingsMixin, ConnectionCheck, Transport, BaseHook):
         params: list[tuple[str, str]] = []
         if start is not None and end is not None:
             params += [("from", start.isoformat()), ("to", end.isoformat())]
-        if metric is not None:
-            if not isinstance(metric, str) or not metric.strip() or any(c.isspace() for c in metric.strip()):
-                raise CloudflareInputError(
-                    "metric", f"{metric!r} is not a billable metric id", "Use an id such as workers_standard_requests"
-                )
+        metric_id = validation.metric(metric)
+        if metric_id is not None:
             if settings.v2_metric_param in ("both", "metric"):
-                params.append(("metric", metric.strip()))
+                params.append(("metric", metric_id))
             if settings.v2_metric_param in ("both", "metric_id"):
-                params.append(("metric_id", metric.strip()))
+                params.append(("metric_id", metric_id))
         return _Call(path=path, endpoint=endpoint, params=tuple(params), streams_records=True)
 
     def _paygo_call(
@@ -398,9 +339,8 @@ class CloudflareHook(SettingsMixin, ConnectionCheck, Transport, BaseHook):
         them before storing (``records.redact_billing_history``). Arguments are checked before
         the first request; requests are made as the iterator is consumed.
         """
-        for value, name in ((per_page, "per_page"), (max_pages, "max_pages")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CloudflareInputError(name, f"{value!r} is not a whole number >= 1", f"Use e.g. {name}=50")
+        validation.whole_number(per_page, "per_page", minimum=1, fix="Use e.g. per_page=50")
+        validation.whole_number(max_pages, "max_pages", minimum=1, fix="Use e.g. max_pages=1000")
         if status is not None and (not isinstance(status, str) or not status.strip()):
             raise CloudflareInputError("status", f"{status!r} is not a history status", "Use e.g. status='paid'")
         account_path, endpoint = self._account_path(BILLING_HISTORY_ROUTE, account_id, self.settings)

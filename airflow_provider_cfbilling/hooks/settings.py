@@ -14,7 +14,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -104,6 +104,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class UsageScope(NamedTuple):
+    """Whose usage: exactly one of ``account_id`` and ``organization_id`` is set."""
+
+    account_id: str | None
+    organization_id: str | None
+
+    @property
+    def id(self) -> str:
+        return self.organization_id or self.account_id or ""
+
+
 class SettingsMixin:
     """The hook's settings, read from its connection (``cloudflare_conn_id``) and overrides."""
 
@@ -126,6 +137,42 @@ class SettingsMixin:
                 raise
             self._settings = self._settings_from(connection)
         return self._settings
+
+    def resolve_account_id(self, account_id: str | None = None) -> str:
+        """``account_id`` if given, else the connection's ``extra.account_id``; validated."""
+        if account_id:
+            return validation.account_id(account_id)
+        return validation.account_id(self.settings.account_id)
+
+    def resolve_organization_id(self, organization_id: str | None = None) -> str | None:
+        """``organization_id`` if given, else the connection's ``extra.organization_id``, else None."""
+        if organization_id:
+            return validation.organization_id(organization_id)
+        return self.settings.organization_id
+
+    def resolve_usage_scope(
+        self, account_id: str | None = None, organization_id: str | None = None, *, source: str = "v2"
+    ) -> UsageScope:
+        """Whose usage a task reads: one account, or (v2 only) every account of an organization.
+
+        An explicit ``organization_id``, else the connection's ``extra.organization_id`` (v2 only),
+        selects the organization; then an explicit ``account_id`` is an error (the connection's
+        default account is ignored). Otherwise the account is ``account_id`` or the connection's.
+        """
+        if source != "v2" and organization_id:
+            raise CloudflareInputError(
+                "organization_id", "organizations have v2 usage only", "Use source='v2' with organization_id"
+            )
+        organization = self.resolve_organization_id(organization_id or None) if source == "v2" else None
+        if organization and account_id:
+            raise CloudflareInputError(
+                "organization_id",
+                f"both organization_id ({organization}) and account_id ({account_id}) were given",
+                "Give account_id for one account's usage, or organization_id for every account of the organization",
+            )
+        if organization:
+            return UsageScope(account_id=None, organization_id=organization)
+        return UsageScope(account_id=self.resolve_account_id(account_id or None), organization_id=None)
 
     async def _asettings(self) -> ConnectionSettings:
         if self._settings is None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_cfbilling import records as record_tools
-from airflow_provider_cfbilling import windows
+from airflow_provider_cfbilling import validation, windows
 from airflow_provider_cfbilling.endpoints import V2_USAGE
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.partitions import DestinationTemplate, parse_destination
@@ -70,12 +70,12 @@ class CloudflareBillingBaseOperator(BaseOperator):
         self.destination_conn_id = destination_conn_id
         self.file_format = file_format
         self.key_style = record_tools.validate_key_style(key_style)
-        if isinstance(max_xcom_records, bool) or not isinstance(max_xcom_records, int) or max_xcom_records < 0:
-            raise CloudflareInputError(
-                "max_xcom_records",
-                f"{max_xcom_records!r} is not a whole number >= 0",
-                "Use e.g. max_xcom_records=1000, or set destination to land any number of records in storage",
-            )
+        validation.whole_number(
+            max_xcom_records,
+            "max_xcom_records",
+            minimum=0,
+            fix="Use e.g. max_xcom_records=1000, or set destination to land any number of records in storage",
+        )
         self.max_xcom_records = max_xcom_records
         if file_format is not None:
             from airflow_provider_cfbilling.sinks import FORMATS

@@ -14,8 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cfbilling import usage, windows
-from airflow_provider_cfbilling.endpoints import PAYGO_PATHS
+from airflow_provider_cfbilling import usage, validation, windows
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.operators.base import CloudflareBillingBaseOperator
 from airflow_provider_cfbilling.operators.snapshots import (
@@ -62,8 +61,12 @@ class _UsageOperator(CloudflareBillingBaseOperator):
         super().__init__(**kwargs)
         self.period_start = period_start
         self.period_end = period_end
-        self.lookback_days = _whole_days(lookback_days, "lookback_days", "lookback_days=7 to re-check the last week")
-        self.complete_after_days = _whole_days(complete_after_days, "complete_after_days", "complete_after_days=7")
+        self.lookback_days = validation.whole_number(
+            lookback_days, "lookback_days", minimum=0, unit="days", fix="Use lookback_days=7 to re-check the last week"
+        )
+        self.complete_after_days = validation.whole_number(
+            complete_after_days, "complete_after_days", minimum=0, unit="days", fix="Use complete_after_days=7"
+        )
 
     def _window(self, context: Any) -> windows.Window:
         window = windows.resolve_window(self.period_start, self.period_end, context)
@@ -155,12 +158,6 @@ class _UsageOperator(CloudflareBillingBaseOperator):
 _STATUSES = ("new", "changed", "unchanged")
 
 
-def _whole_days(value: Any, parameter: str, example: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise CloudflareInputError(parameter, f"{value!r} is not a whole number of days >= 0", f"Use {example}")
-    return value
-
-
 class CloudflareUsageV2Operator(_UsageOperator):
     """v2 (FinOps FOCUS 1.3) usage of one account (``GET /accounts/{id}/billable/usage``) or of
     every account of an organization (``GET /organizations/{id}/billable/usage``) for a window.
@@ -189,18 +186,12 @@ class CloudflareUsageV2Operator(_UsageOperator):
     def execute(self, context: Any) -> Any:
         window = self._window(context)
         hook = self.get_hook()
-        organization_id = hook.resolve_organization_id(self.organization_id or None)
-        if organization_id and self.account_id:
-            raise CloudflareInputError(
-                "organization_id",
-                f"both organization_id ({organization_id}) and account_id ({self.account_id}) were given",
-                "Give account_id for one account, or organization_id for every account of the organization",
-            )
-        if organization_id:
-            target = self._usage_target({"organization_id": organization_id}, window)
-            plan = usage.plan_organization(hook, organization_id, window, self.metric or None)
+        scope = hook.resolve_usage_scope(self.account_id or None, self.organization_id or None)
+        if scope.organization_id:
+            target = self._usage_target({"organization_id": scope.organization_id}, window)
+            plan = usage.plan_organization(hook, scope.organization_id, window, self.metric or None)
             return self._run(hook, plan, target, context)
-        account_id = hook.resolve_account_id(self.account_id)
+        account_id = scope.id
         target = self._usage_target({"account_id": account_id}, window)
         # Every request is checked (connection, dates, metric) before the sink opens anything.
         plan = usage.plan_v2(hook, account_id, window, self.metric or None)
@@ -226,10 +217,7 @@ class CloudflarePaygoUsageOperator(_UsageOperator):
 
     def __init__(self, *, paygo_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if paygo_path is not None and "{{" not in paygo_path and paygo_path.strip("/") not in PAYGO_PATHS:
-            raise CloudflareInputError(
-                "paygo_path", f"{paygo_path!r} is not a PayGo path", f"Use one of {', '.join(PAYGO_PATHS)}"
-            )
+        validation.paygo_path(paygo_path, template_ok=True)
         self.paygo_path = paygo_path
 
     def execute(self, context: Any) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_cfbilling import records as record_tools
+from airflow_provider_cfbilling import validation
 from airflow_provider_cfbilling.endpoints import (
     BILLING_HISTORY_ROUTE,
     DEFAULT_HISTORY_MAX_PAGES,
@@ -13,7 +14,6 @@ from airflow_provider_cfbilling.endpoints import (
     PROFILE_ROUTE,
     SUBSCRIPTIONS_ROUTE,
 )
-from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.operators.base import CloudflareBillingBaseOperator
 
 
@@ -33,7 +33,7 @@ class CloudflareBillingProfileOperator(CloudflareBillingBaseOperator):
 
     def __init__(self, *, redact: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.redact = _redact_flag(redact)
+        self.redact = validation.flag(redact, "redact")
 
     def execute(self, context: Any) -> Any:
         hook = self.get_hook()
@@ -108,9 +108,9 @@ class CloudflareBillingHistoryOperator(CloudflareBillingBaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.status = status
-        self.per_page = _whole_number(per_page, "per_page")
-        self.max_pages = _whole_number(max_pages, "max_pages")
-        self.redact = _redact_flag(redact)
+        self.per_page = validation.whole_number(per_page, "per_page", minimum=1, fix="Use e.g. per_page=50")
+        self.max_pages = validation.whole_number(max_pages, "max_pages", minimum=1, fix="Use e.g. max_pages=1000")
+        self.redact = validation.flag(redact, "redact")
 
     def execute(self, context: Any) -> Any:
         hook = self.get_hook()
@@ -129,15 +129,3 @@ class CloudflareBillingHistoryOperator(CloudflareBillingBaseOperator):
         summary = {"account_id": account_id, "period_start": None, "period_end": None, "endpoint": endpoint}
         with hook:
             return self._land(items, target, self._landing(endpoint, owner, self.source), None, summary, context)
-
-
-def _redact_flag(redact: Any) -> bool:
-    if not isinstance(redact, bool):
-        raise CloudflareInputError("redact", f"{redact!r} is not a boolean", "Use redact=True or redact=False")
-    return redact
-
-
-def _whole_number(value: Any, parameter: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CloudflareInputError(parameter, f"{value!r} is not a whole number >= 1", f"Use e.g. {parameter}=50")
-    return value

@@ -16,26 +16,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cfbilling import validation, windows
-from airflow_provider_cfbilling.exceptions import (
-    CloudflareAPIError,
-    CloudflareAuthError,
-    CloudflareInputError,
-    CloudflareNotFoundError,
-    CloudflarePermanentError,
-    CloudflarePermissionError,
-    CloudflareRateLimitError,
-    CloudflareRequestError,
-    CloudflareServerError,
-    retryable_status,
-)
-from airflow_provider_cfbilling.get_provider_info import PAYGO_PATHS
-from airflow_provider_cfbilling.triggers.billing import (
-    SOURCES,
-    CloudflareUsageAvailableTrigger,
+from airflow_provider_cfbilling.availability import (
+    TRANSIENT_ERRORS,
     count_records_on_day,
+    error_from_event,
     is_permanent,
     is_transient,
 )
+from airflow_provider_cfbilling.exceptions import CloudflareAPIError, CloudflareInputError
+from airflow_provider_cfbilling.triggers.billing import CloudflareUsageAvailableTrigger
 from airflow_provider_cfbilling.version_compat import (
     AirflowException,
     AirflowSensorTimeout,
@@ -49,16 +38,6 @@ if TYPE_CHECKING:
 
 # Without the anchor (its info endpoint failing), a range this long contains every anchor day.
 _ANCHOR_FALLBACK_DAYS = 30
-# The classes an error event of the trigger is raised as, by its ``error_type``.
-_PERMANENT_ERRORS: dict[str, type[CloudflarePermanentError]] = {
-    cls.__name__: cls
-    for cls in (CloudflareAuthError, CloudflarePermissionError, CloudflareNotFoundError, CloudflareRequestError)
-}
-_TRANSIENT_ERRORS: dict[str, type[CloudflareAPIError]] = {
-    cls.__name__: cls for cls in (CloudflareRateLimitError, CloudflareServerError)
-}
-
-
 @dataclass(frozen=True)
 class _Check:
     """The rendered, validated parameters of one run's checks."""
@@ -142,28 +121,8 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if source not in SOURCES:
-            raise CloudflareInputError(
-                "source", f"{source!r} is not a usage source", "Use source='v2' (default) or source='paygo'"
-            )
-        if source == "v2" and paygo_path is not None:
-            raise CloudflareInputError(
-                "paygo_path", "only applies to source='paygo'", "Drop paygo_path, or set source='paygo'"
-            )
-        if source == "paygo" and metric not in (None, ""):
-            raise CloudflareInputError(
-                "metric",
-                "the PayGo endpoints have no metric filter",
-                "Drop metric, or use source='v2' to wait for one billable metric",
-            )
-        if paygo_path is not None and "{{" not in paygo_path and paygo_path.strip("/") not in PAYGO_PATHS:
-            raise CloudflareInputError(
-                "paygo_path", f"{paygo_path!r} is not a PayGo path", f"Use one of {', '.join(PAYGO_PATHS)}"
-            )
-        if isinstance(min_records, bool) or not isinstance(min_records, int) or min_records < 1:
-            raise CloudflareInputError(
-                "min_records", f"{min_records!r} is not a whole number >= 1", "Use e.g. min_records=1"
-            )
+        validation.usage_arguments(source, metric, paygo_path)
+        validation.whole_number(min_records, "min_records", minimum=1, fix="Use e.g. min_records=1")
         if poll_interval is None:
             poll_interval = self.poke_interval
         elif isinstance(poll_interval, dt.timedelta):
@@ -215,40 +174,13 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
         if self._check is not None:
             return self._check
         day = windows.resolve_day(self.day, context)
-        metric = self.metric
-        if metric in (None, ""):
-            metric = None
-        elif not isinstance(metric, str) or not metric.strip() or any(char.isspace() for char in metric.strip()):
-            raise CloudflareInputError(
-                "metric", f"{metric!r} is not a billable metric id", "Use an id such as workers_standard_requests"
-            )
-        else:
-            metric = metric.strip()
-            if self.source == "paygo":
-                raise CloudflareInputError(
-                    "metric", "the PayGo endpoints have no metric filter", "Drop metric, or use source='v2'"
-                )
-        organization_id = (
-            None if self.source == "paygo" else self.hook.resolve_organization_id(self.organization_id or None)
-        )
-        if organization_id and self.account_id:
-            raise CloudflareInputError(
-                "organization_id",
-                f"both organization_id ({organization_id}) and account_id ({self.account_id}) were given",
-                "Give account_id to wait for one account, or organization_id for the organization's usage",
-            )
-        if self.organization_id and self.source == "paygo":
-            raise CloudflareInputError(
-                "organization_id", "organizations have v2 usage only", "Use source='v2' with organization_id"
-            )
-        account_id = "" if organization_id else self.hook.resolve_account_id(self.account_id or None)
+        metric = validation.metric(self.metric or None)
+        scope = self.hook.resolve_usage_scope(self.account_id or None, self.organization_id or None, source=self.source)
+        organization_id = scope.organization_id
+        account_id = scope.account_id or ""
         paygo_path = None
         if self.source == "paygo":
-            paygo_path = str(self.paygo_path or self.hook.settings.paygo_path).strip("/")
-            if paygo_path not in PAYGO_PATHS:
-                raise CloudflareInputError(
-                    "paygo_path", f"{paygo_path!r} is not a PayGo path", f"Use one of {', '.join(PAYGO_PATHS)}"
-                )
+            paygo_path = validation.paygo_path(self.paygo_path or self.hook.settings.paygo_path)
         self._check = _Check(
             day=day, account_id=account_id, metric=metric, paygo_path=paygo_path, organization_id=organization_id
         )
@@ -437,54 +369,18 @@ class CloudflareUsageAvailableSensor(BaseSensorOperator):
             message = str(event.get("message") or "The sensor timed out waiting for Cloudflare usage")
             if self.soft_fail:
                 raise AirflowSkipException(f"{message} (soft_fail: skipping)")
-            transient = _TRANSIENT_ERRORS.get(str(event.get("last_error_type")))
+            transient = TRANSIENT_ERRORS.get(str(event.get("last_error_type")))
             if transient is None and event.get("last_error_type"):
                 transient = CloudflareAPIError  # a retryable answer without its own class (408, 409, 200)
             if transient is not None:
                 raise transient(message, status=event.get("last_http_status"))
             raise AirflowSensorTimeout(message)
         if status == "error":
-            error = _error_from_event(event)
+            error = error_from_event(event)
             if is_permanent(error):
                 self._skip_if_asked(error)
             raise error
         raise AirflowException(f"Unexpected event from CloudflareUsageAvailableTrigger: {event!r}")
-
-
-def _error_from_event(event: dict[str, Any]) -> Exception:
-    """The exception for the trigger's ``error`` event: the permanent error it met, of the same
-    class and message, or ``AirflowException`` for anything else (Airflow's retries apply)."""
-    error_type = str(event.get("error_type"))
-    http_status = event.get("http_status")
-    permanent = event.get("permanent")
-    if permanent is None:  # an event of a trigger from before the field existed
-        permanent = (
-            error_type in _PERMANENT_ERRORS
-            or error_type == CloudflareInputError.__name__
-            or (http_status is not None and not retryable_status(http_status))
-        )
-    context = f"Waiting for Cloudflare usage of {event.get('day')} failed"
-    if permanent and error_type == CloudflareInputError.__name__:
-        if event.get("parameter") is not None:
-            return CloudflareInputError(
-                str(event["parameter"]), str(event.get("problem")), f"{event.get('fix')} ({context})"
-            )
-        return CloudflareInputError("sensor", f"{context}: {event.get('message')}", "Fix the sensor's arguments")
-    if permanent:
-        error_class = _PERMANENT_ERRORS.get(error_type, CloudflareRequestError)
-        if event.get("summary") is None:  # an older trigger's event: its message is rendered already
-            error = error_class(f"{context}: {event.get('message')}")
-            error.status, error.codes = http_status, list(event.get("codes") or ())
-            return error
-        return error_class(
-            f"{context}: {event['summary']}",
-            status=http_status,
-            codes=event.get("codes") or (),
-            messages=event.get("messages") or (),
-            endpoint=str(event.get("endpoint") or ""),
-        )
-    detail = f"HTTP {http_status}" if http_status is not None else error_type
-    return AirflowException(f"{context} ({detail}): {event.get('message')}")
 
 
 __all__ = ["CloudflareUsageAvailableSensor"]

@@ -16,8 +16,6 @@ from typing import Any
 from airflow_provider_cfbilling import records as record_tools
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
 
-SQL_SOURCES = ("v2", "paygo")
-
 # Which record schemas a source's records follow. PayGo has three paths with three record shapes
 # (``paygo_path``); the table of the "paygo" source has the union of their fields, so switching
 # paths never changes a column's type, and a path's missing fields are NULL.
@@ -291,7 +289,6 @@ __all__ = [
     "OWN_COLUMNS",
     "POSTGRES",
     "SQLITE",
-    "SQL_SOURCES",
     "Dialect",
     "SqlColumn",
     "TableLayout",

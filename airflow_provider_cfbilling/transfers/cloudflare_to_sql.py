@@ -14,12 +14,9 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cfbilling import records as record_tools
-from airflow_provider_cfbilling import usage, windows
-from airflow_provider_cfbilling.endpoints import PAYGO_PATHS
+from airflow_provider_cfbilling import usage, validation, windows
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
-from airflow_provider_cfbilling.operators.billing import _whole_days
-from airflow_provider_cfbilling.transfers._sql_schema import SQL_SOURCES, dialect_for, identifier, layout_for
+from airflow_provider_cfbilling.transfers._sql_schema import dialect_for, identifier, layout_for
 from airflow_provider_cfbilling.version_compat import BaseHook, BaseOperator
 
 if TYPE_CHECKING:
@@ -104,38 +101,14 @@ class CloudflareUsageToSqlOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if source not in SQL_SOURCES:
-            raise CloudflareInputError(
-                "source",
-                f"{source!r} is not a usage source",
-                "Use source='v2' (FOCUS usage, the default) or source='paygo' (PayGo usage; pick its path "
-                "with paygo_path)",
-            )
-        if key_style not in record_tools.KEY_STYLES:
-            raise CloudflareInputError(
-                "key_style", f"{key_style!r} is not a key style", "Use key_style='snake' (default) or 'api'"
-            )
+        validation.usage_arguments(source, metric, paygo_path)
+        validation.key_style(key_style)
         if not isinstance(sql_conn_id, str) or not sql_conn_id:
             raise CloudflareInputError(
                 "sql_conn_id", f"{sql_conn_id!r} is not a connection id", "Pass the id of a SQL database connection"
             )
-        if not isinstance(create_table, bool):
-            raise CloudflareInputError("create_table", f"{create_table!r} is not a boolean", "Use True or False")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise CloudflareInputError("batch_size", f"{batch_size!r} is not a whole number >= 1", "Use e.g. 10000")
-        if source == "paygo" and not _unset(metric):
-            raise CloudflareInputError(
-                "metric", "PayGo usage has no metric filter", "Leave metric unset with source='paygo', or use 'v2'"
-            )
-        if source == "v2" and not _unset(paygo_path):
-            raise CloudflareInputError(
-                "paygo_path", "it chooses a PayGo path, but source is 'v2'", "Set source='paygo', or drop paygo_path"
-            )
-        templated = isinstance(paygo_path, str) and "{{" in paygo_path
-        if isinstance(paygo_path, str) and paygo_path and not templated and paygo_path.strip("/") not in PAYGO_PATHS:
-            raise CloudflareInputError(
-                "paygo_path", f"{paygo_path!r} is not a PayGo path", f"Use one of {', '.join(PAYGO_PATHS)}"
-            )
+        validation.flag(create_table, "create_table")
+        validation.whole_number(batch_size, "batch_size", minimum=1, fix="Use e.g. batch_size=10000")
         self.table = identifier(table, "table")
         self.schema = None if _unset(schema) else identifier(schema, "schema")
         self.sql_conn_id = sql_conn_id
@@ -146,7 +119,9 @@ class CloudflareUsageToSqlOperator(BaseOperator):
         self.account_id = account_id
         self.period_start = period_start
         self.period_end = period_end
-        self.lookback_days = _whole_days(lookback_days, "lookback_days", "lookback_days=7 to re-land the last week")
+        self.lookback_days = validation.whole_number(
+            lookback_days, "lookback_days", minimum=0, unit="days", fix="Use lookback_days=7 to re-land the last week"
+        )
         self.metric = metric
         self.paygo_path = paygo_path
         self.organization_id = organization_id
@@ -203,20 +178,12 @@ class CloudflareUsageToSqlOperator(BaseOperator):
 
     def _scope(self, hook: CloudflareHook) -> tuple[str, str | None]:
         """Whose usage: ``(scope id, organization id or None)``; checked before any request."""
-        organization_id = None if self.source == "paygo" else hook.resolve_organization_id(self.organization_id or None)
-        if self.source == "paygo" and not _unset(self.organization_id):
-            raise CloudflareInputError(
-                "organization_id", "organizations have v2 usage only", "Use source='v2' with organization_id"
-            )
-        if organization_id and not _unset(self.account_id):
-            raise CloudflareInputError(
-                "organization_id",
-                f"both organization_id ({organization_id}) and account_id ({self.account_id}) were given",
-                "Give account_id for one account, or organization_id for every account of the organization",
-            )
-        if organization_id:
-            return organization_id, organization_id
-        return hook.resolve_account_id(self.account_id or None), None
+        scope = hook.resolve_usage_scope(
+            None if _unset(self.account_id) else self.account_id,
+            None if _unset(self.organization_id) else self.organization_id,
+            source=self.source,
+        )
+        return scope.id, scope.organization_id
 
     def _plan(
         self, hook: CloudflareHook, account_id: str, window: windows.Window, organization_id: str | None = None

@@ -11,93 +11,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow_provider_cfbilling import records as record_tools
+from airflow_provider_cfbilling.availability import count_records_on_day, error_event_payload, is_transient
+from airflow_provider_cfbilling.endpoints import USAGE_SOURCES
 from airflow_provider_cfbilling.exceptions import CloudflareAPIError, CloudflareInputError
 from airflow_provider_cfbilling.version_compat import BaseTrigger, TriggerEvent
 
-CHARGE_PERIOD_START = record_tools.CHARGE_PERIOD_START
-METRIC_ID = record_tools.METRIC_ID
-SOURCES = ("v2", "paygo")
 # The hook's constructor arguments that the sensor may pass through to the trigger.
 HOOK_SETTINGS = ("timeout", "max_retries", "retry_after_max", "backoff_base", "backoff_max")
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether waiting (and asking again later) can cure ``error``: the provider's errors say so
-    themselves (``retryable``).
-
-    Rate limits, 5xx, 408/409, network errors, malformed bodies and a 200 with ``success: false``
-    are transient. 3xx and other 4xx answers (bad parameters, bad credentials, missing Billing
-    Read, unknown route) and bad input are permanent: no amount of waiting fixes them. Any other
-    exception (a bug, not an answer) is not transient either.
-    """
-    return isinstance(error, CloudflareAPIError) and error.retryable
-
-
-def is_permanent(error: BaseException) -> bool:
-    """Whether ``error`` is one of the provider's errors that no retry can cure (bad input, or an
-    answer that asking again will not change): the task must fail without Airflow retries."""
-    return isinstance(error, (CloudflareAPIError, CloudflareInputError)) and not error.retryable
-
-
-def count_records_on_day(records: Iterable[dict[str, Any]], day: dt.date, metric: str | None = None) -> int:
-    """How many records have ``ChargePeriodStart`` on ``day`` (UTC) and, if given, the metric.
-
-    The request's ``to`` may be read inclusively by the server and PayGo requests may start
-    earlier (at a billing-cycle anchor day), so records of other days are expected and skipped;
-    the metric is checked here too because not every server version honours the filter.
-    """
-    count = 0
-    parse = record_tools.parse_timestamp
-    for record in records:
-        value = record.get(CHARGE_PERIOD_START)
-        if value is None:
-            continue
-        try:
-            if parse(value).date() != day:
-                continue
-        except ValueError:
-            continue
-        if metric is not None and record.get(METRIC_ID) != metric:
-            continue
-        count += 1
-    return count
-
-
-def error_event_payload(
-    error: BaseException, *, day: str, account_id: str, redact: Callable[[str], str] = str
-) -> dict[str, Any]:
-    """The small ``error`` event for ``error``; ``redact`` removes the connection's credentials.
-
-    ``permanent`` tells the sensor to fail without Airflow retries. The error's parts come along
-    (redacted) so the sensor can raise the same exception class with the same message: an API
-    error's ``summary``, ``messages`` and ``endpoint``; bad input's ``parameter``, ``problem`` and
-    ``fix``.
-    """
-    payload: dict[str, Any] = {
-        "status": "error",
-        "message": redact(str(error)),
-        "http_status": None,
-        "codes": [],
-        "error_type": type(error).__name__,
-        "permanent": is_permanent(error),
-        "day": day,
-        "account_id": account_id,
-    }
-    if isinstance(error, CloudflareAPIError):
-        payload.update(
-            http_status=error.status,
-            codes=list(error.codes),
-            summary=redact(error.summary),
-            messages=[redact(message) for message in error.messages],
-            endpoint=redact(error.endpoint),
-        )
-    elif isinstance(error, CloudflareInputError):
-        payload.update(parameter=error.parameter, problem=redact(error.problem), fix=redact(error.fix))
-    return payload
 
 
 class CloudflareUsageAvailableTrigger(BaseTrigger):
@@ -164,7 +87,7 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
         first_poll_delay: float = 0.0,
     ) -> None:
         super().__init__()
-        if source not in SOURCES:
+        if source not in USAGE_SOURCES:
             raise CloudflareInputError("source", f"{source!r} is not a usage source", "Use 'v2' or 'paygo'")
         unknown = set(retry_settings or {}) - set(HOOK_SETTINGS)
         if unknown:
@@ -307,10 +230,4 @@ class CloudflareUsageAvailableTrigger(BaseTrigger):
         )
 
 
-__all__ = [
-    "CloudflareUsageAvailableTrigger",
-    "count_records_on_day",
-    "error_event_payload",
-    "is_permanent",
-    "is_transient",
-]
+__all__ = ["CloudflareUsageAvailableTrigger"]

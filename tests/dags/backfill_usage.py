@@ -8,7 +8,11 @@ import pendulum
 from airflow import DAG
 
 from airflow_provider_cfbilling.operators.billing import CloudflareUsageV2Operator
-from airflow_provider_cfbilling.version_compat import CronDataIntervalTimetable
+
+try:  # Airflow 3.2+ exports it from the SDK; before that only Airflow's core has it
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
 
 with DAG(
     "cf_backfill_daily",

@@ -11,9 +11,13 @@ from airflow_provider_cfbilling.operators.billing import (
     CloudflarePaygoUsageOperator,
     CloudflareUsageV2Operator,
 )
-from airflow_provider_cfbilling.version_compat import CronDataIntervalTimetable
 from airflow_provider_cfbilling.version_compat import OutletAsset as Asset
 from airflow_provider_cfbilling.version_compat import OutletAssetAlias as AssetAlias
+
+try:  # Airflow 3.2+ exports it from the SDK; before that only Airflow's core has it
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 

@@ -8,7 +8,11 @@ import pendulum
 from airflow import DAG
 
 from airflow_provider_cfbilling.transfers.cloudflare_to_sql import CloudflareUsageToSqlOperator
-from airflow_provider_cfbilling.version_compat import CronDataIntervalTimetable
+
+try:  # Airflow 3.2+ exports it from the SDK; before that only Airflow's core has it
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 TABLE = "cloudflare_usage"

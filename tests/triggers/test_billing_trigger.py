@@ -13,6 +13,12 @@ from typing import Any
 import pytest
 from harness import advance_clock_after
 
+from airflow_provider_cfbilling.availability import (
+    count_records_on_day,
+    error_event_payload,
+    is_permanent,
+    is_transient,
+)
 from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, NO_BILLING_TOKEN
 from airflow_provider_cfbilling.exceptions import (
     CloudflareAPIError,
@@ -24,13 +30,7 @@ from airflow_provider_cfbilling.exceptions import (
     CloudflareServerError,
 )
 from airflow_provider_cfbilling.hooks.envelope import MalformedBodyError
-from airflow_provider_cfbilling.triggers.billing import (
-    CloudflareUsageAvailableTrigger,
-    count_records_on_day,
-    error_event_payload,
-    is_permanent,
-    is_transient,
-)
+from airflow_provider_cfbilling.triggers.billing import CloudflareUsageAvailableTrigger
 
 CLASSPATH = "airflow_provider_cfbilling.triggers.billing.CloudflareUsageAvailableTrigger"
 # The emulator fixture's clock is 2025-06-20 12:00 UTC and a day appears 6 h after it ends:
