@@ -69,6 +69,7 @@ LEFTOVER_SUFFIXES = (".pyc", ".pyo", ".orig", ".rej", ".swp", "~", ".bak", ".DS_
 SDIST_TOP_LEVEL = {
     "PKG-INFO",
     "README.md",
+    "LICENSE",
     "CHANGELOG.md",
     "MANIFEST.in",
     "pyproject.toml",
@@ -146,6 +147,8 @@ def check_wheel(wheel: Path, expected_version: str) -> list[str]:
         problems.append(f"METADATA names {metadata['Name']} {metadata['Version']}")
     if metadata["Requires-Python"] != ">=3.10":
         problems.append(f"Requires-Python is {metadata['Requires-Python']!r}")
+    if f"{dist_info}/licenses/LICENSE" not in names:
+        problems.append("the LICENSE file is not in the wheel")
     if metadata.get("License-Expression") != "Apache-2.0":
         problems.append(f"License-Expression is {metadata.get('License-Expression')!r}")
     unconditional = {
@@ -181,7 +184,8 @@ def check_sdist(sdist: Path, expected_version: str) -> list[str]:
     unexpected = sorted({PurePosixPath(name).parts[0] for name in relative} - SDIST_TOP_LEVEL)
     if unexpected:
         problems.append(f"unexpected at the top of the sdist: {unexpected} (MANIFEST.in says what goes in)")
-    for required in ("PKG-INFO", "pyproject.toml", "README.md", f"{PACKAGE}/__init__.py", f"{PACKAGE}/py.typed"):
+    required_files = ("PKG-INFO", "pyproject.toml", "README.md", "LICENSE", f"{PACKAGE}/__init__.py", f"{PACKAGE}/py.typed")
+    for required in required_files:
         if required not in relative:
             problems.append(f"{required} is missing")
     if leftovers(relative):

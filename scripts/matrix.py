@@ -45,6 +45,10 @@ class Environment:
         Airflow's own constraint files are what upstream uses for the same purpose).
     :param test_overrides: test requirements replaced by name (``pyproject``'s test extra cannot
         be used as is, e.g. a provider floor above what this Airflow supports).
+    :param known_failures: test ids that cannot pass on this release because of an Airflow bug, each
+        with the reason (docs/compatibility.md); deselected, and named with the reason in the output.
+    :param suite_minutes: about how long the suite takes here (docs/compatibility.md): the longest
+        start first, so that two at a time finish together instead of one long run at the end.
     """
 
     airflow: str
@@ -52,6 +56,8 @@ class Environment:
     pins: tuple[str, ...] = ()
     test_overrides: dict[str, str] = field(default_factory=dict)
     why: str = ""
+    known_failures: dict[str, str] = field(default_factory=dict)
+    suite_minutes: float = 5
 
     @property
     def name(self) -> str:
@@ -68,11 +74,15 @@ class Environment:
 
 
 UNIVERSAL_PATHLIB_02 = "universal-pathlib<0.3"  # ObjectStoragePath before 3.1 breaks on upath 0.3
+# Airflow before 3.2 sets an attribute on cryptography's MultiFernet, which cryptography 51 no longer allows:
+# with a fernet_key configured no connection can be built (3.1 reports it as "isn't defined").
+CRYPTOGRAPHY_50 = "cryptography<51"
 
 ENVIRONMENTS = [
     Environment(
         "2.10.5",
         "3.11",
+        suite_minutes=3,
         pins=(UNIVERSAL_PATHLIB_02, "apache-airflow-providers-standard"),
         # providers-amazon >= 9.20 (the test extra's floor) requires Airflow >= 2.11; 9.17 is the last for 2.10.
         test_overrides={"apache-airflow-providers-amazon": "apache-airflow-providers-amazon"},
@@ -81,19 +91,44 @@ ENVIRONMENTS = [
     Environment(
         "2.11.2",
         "3.11",
+        suite_minutes=3,
         pins=("apache-airflow-providers-standard",),
         why="the standard provider (EmptyOperator at the 3.x import path)",
     ),
     Environment(
         "3.0.6",
         "3.11",
+        suite_minutes=5,
         pins=(UNIVERSAL_PATHLIB_02, "fastapi[standard]<0.117", "cadwyn<5.5", "apache-airflow-providers-fab"),
         why="universal-pathlib 0.2; FastAPI/Cadwyn of its time (newer ones reject the in-process Execution API "
         "calls of dag.test); FAB (wtforms) for the 3.0 connection form",
     ),
-    Environment("3.3.2", "3.11"),
-    Environment("3.3.2", "3.10"),
-    Environment("3.3.2", "3.13"),
+    Environment(
+        "3.1.8",
+        "3.11",
+        suite_minutes=8,
+        pins=(CRYPTOGRAPHY_50, "apache-airflow-providers-fab"),
+        why="cryptography of its time (51 breaks its Fernet); FAB (wtforms) for the 3.1 connection form, "
+        "built from the hook's WTForms fields as on 3.0",
+    ),
+    Environment(
+        "3.2.2",
+        "3.11",
+        suite_minutes=11,
+        pins=("fastapi<0.137",),
+        why="FastAPI of its time (0.137+ fails the execution API's TITerminalStatePayload discriminator, so "
+        "no task of a scheduler or API server can report its state)",
+        known_failures={
+            "tests/examples/test_demo.py::test_demo_runs_the_daily_dag_with_airflow_and_prints_the_usage_table": (
+                "3.2.2's `airflow dags test` fails every task against its in-process Execution API "
+                "(started without waiting, shut down when garbage collected; fixed in 3.3); the demo runs "
+                "that command in a subprocess, where tests/harness.py's workaround cannot reach"
+            ),
+        },
+    ),
+    Environment("3.3.2", "3.11", suite_minutes=6),
+    Environment("3.3.2", "3.10", suite_minutes=6),
+    Environment("3.3.2", "3.13", suite_minutes=6),
 ]
 
 _PRINT = threading.Lock()
@@ -205,8 +240,11 @@ def test(env: Environment, pytest_args: list[str]) -> tuple[bool, float, str]:
         "no:cacheprovider",
         f"--basetemp={basetemp}",
         "-q",
+        *[f"--deselect={test_id}" for test_id in env.known_failures],
         *pytest_args,
     ]
+    for test_id, reason in env.known_failures.items():
+        say(env, f"deselected {test_id}: {reason}")
     say(env, "testing")
     started = time.monotonic()
     bin_dir = str(env.venv / "bin")
@@ -251,6 +289,30 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        name, separator, version = line.partition("==")
+        if separator and not line.startswith("#"):
+            pins[re.sub(r"[-_.]+", "-", name.strip().lower())] = version.strip()
+    return pins
+
+
+def same_as_make_test(env: Environment) -> bool:
+    """Whether ``make test`` already ran this environment: its ``.venv`` has the same Python and
+    every package this environment pins (constraints.txt pins them all, plus the docs and SQL
+    tools), at the same versions. Then the matrix skips it unless asked for it by ``--only``."""
+    main_constraints = REPO / "constraints.txt"
+    if env.pins or env.test_overrides or not env.constraints.exists() or not main_constraints.exists():
+        return False
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != env.python:
+        return False
+    main_pins, env_pins = _pins(main_constraints), _pins(env.constraints)
+    return env_pins.get("apache-airflow") == env.airflow and all(
+        main_pins.get(name) == version for name, version in env_pins.items()
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-j", "--jobs", type=int, default=int(os.environ.get("MATRIX_JOBS", "1")))
@@ -273,6 +335,10 @@ def main() -> int:
         if unknown:
             parser.error(f"unknown environment(s): {', '.join(sorted(unknown))}")
         environments = [env for env in environments if env.name in args.only]
+    else:
+        for env in [env for env in environments if same_as_make_test(env)]:
+            say(env, "skipped: `make test` runs the same Airflow, Python and versions (constraints.txt); --only runs it")
+            environments = [other for other in environments if other is not env]
 
     def one(env: Environment) -> dict[str, object]:
         if args.refresh:
@@ -292,7 +358,8 @@ def main() -> int:
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(one, environments))
+        futures = {env: pool.submit(one, env) for env in sorted(environments, key=lambda env: -env.suite_minutes)}
+        results = [futures[env].result() for env in environments]
     total = time.monotonic() - started
 
     print(f"\n{'environment':16} {'install':>8} {'tests':>8}  result")

@@ -22,6 +22,9 @@ os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(TEST_DAGS)
+# Airflow 3.2's in-process execution API (dag.test()) starts its JWT validator even though it bypasses
+# authentication, and fails every task without [api_auth] jwt_secret (3.3 no longer needs it).
+os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "cfbilling-tests-jwt-secret")
 os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
     [
         {

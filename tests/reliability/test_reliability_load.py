@@ -48,7 +48,7 @@ ACCOUNTS = [hashlib.md5(f"reliability-load-account-{index}".encode()).hexdigest(
 
 
 @pytest.fixture
-def execution_api(airflow_db: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+def execution_api(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Airflow's Execution API on a loopback port, and the config that points workers at it."""
     import httpx
     import uvicorn
@@ -58,16 +58,16 @@ def execution_api(airflow_db: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: P
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/execution/"
-    empty_bundle = tmp_path / "dags-folder"
-    empty_bundle.mkdir()
     bundles = json.loads(os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
     # The executor path of dag.test() names the bundle "dags-folder" and passes the DAG file's
-    # absolute path, so the bundle only has to exist.
+    # absolute path; Airflow 3.1's task runner only loads a DAG file inside the bundle's folder (it
+    # reschedules the task three times, then fails it, when the file lies elsewhere), so the bundle
+    # is the folder of the test DAGs, as "dags-folder" is the dags_folder in a deployment.
     bundles.append(
         {
             "name": "dags-folder",
             "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-            "kwargs": {"path": str(empty_bundle), "refresh_interval": 0},
+            "kwargs": {"path": os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "refresh_interval": 0},
         }
     )
     for name, value in {
