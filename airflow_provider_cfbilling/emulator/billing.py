@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from airflow_provider_cfbilling.emulator.data import CATALOG, AccountData, sub_month, timestamp
+from airflow_provider_cfbilling.emulator.catalog import CATALOG
+from airflow_provider_cfbilling.emulator.data import AccountData
+from airflow_provider_cfbilling.emulator.days import sub_month, timestamp
 
 CURRENCY = "USD"
 #: The most items a history may hold (a bound on how far back it is generated).

@@ -1,6 +1,7 @@
 """The HTTP control API under ``/__emulator__/``: drive the emulator from another process.
 
-Loopback clients only. Every answer is plain JSON (no Cloudflare envelope); errors are
+Loopback clients only. ``client.py`` (:class:`~airflow_provider_cfbilling.emulator.client.EmulatorClient`)
+speaks it from Python. Every answer is plain JSON (no Cloudflare envelope); errors are
 ``{"error": "..."}`` with status 400 (bad input) or 404 (unknown control path).
 
 ========  =========================  =======================================================================
@@ -37,12 +38,11 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cfbilling.emulator.clock import parse_instant
 from airflow_provider_cfbilling.emulator.faults import RateLimitConfig, fault_from_any
 from airflow_provider_cfbilling.emulator.restatements import Restatement
+from airflow_provider_cfbilling.emulator.urls import CONTROL_PREFIX, LOOPBACK_CLIENTS
 
 if TYPE_CHECKING:
     from airflow_provider_cfbilling.emulator.core import Emulator
 
-CONTROL_PREFIX = "/__emulator__"
-_LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 _JSON = "application/json"
 
 
@@ -159,12 +159,12 @@ def handle_control(
     emu: Emulator, method: str, path: str, query: Mapping[str, list[str]], body: bytes, client_host: str
 ) -> tuple[int, bytes, str]:
     """Answer one control request: (status, body, content type)."""
-    if client_host not in _LOOPBACK:
+    if client_host not in LOOPBACK_CLIENTS:
         return _json({"error": "the control API is for loopback clients only"}, 403)
     action = path[len(CONTROL_PREFIX) :].strip("/")
     try:
         if action == "health" and method == "GET":
-            return _json({"ok": True, "base_url": emu.base_url, "now": emu.describe_clock()["now"]})
+            return _json({"ok": True, "base_url": emu.base_url, "now": emu.clock.describe()["now"]})
         if action == "requests":
             if method == "GET":
                 return _json(emu.request_log)
@@ -175,7 +175,7 @@ def handle_control(
             if method == "POST":
                 _post_clock(emu, _load(body))
             if method in ("GET", "POST"):
-                return _json(emu.describe_clock())
+                return _json(emu.clock.describe())
         if action == "faults":
             if method == "POST":
                 _post_faults(emu, _load(body))
@@ -185,7 +185,7 @@ def handle_control(
                 return _json(_faults_state(emu))
         if action == "reset" and method == "POST":
             emu.reset()
-            return _json({"reset": True, **emu.describe_clock()})
+            return _json({"reset": True, **emu.clock.describe()})
         if action == "expected" and method == "GET":
             return _expected(emu, query)
         if action == "config":

@@ -2,7 +2,8 @@
 
 A :class:`Restatement` says "account A's UTC day D is now reported differently": every regular usage
 quantity of that day multiplied by ``factor``, and ``corrections`` extra correction rows. ``data.py``
-works out what that does to each record shape; :class:`Emulator` keeps which days are restated.
+and ``shapes.py`` work out what that does to each record shape; a :class:`RestatementBook` (one per
+:class:`~airflow_provider_cfbilling.emulator.core.Emulator`) keeps which days are restated.
 
 Restating a day again *stacks*: the day then stands for all its restatements together, factors
 multiplied and correction rows added up (see :func:`combine`), so the result depends only on the
@@ -18,14 +19,16 @@ An empty or omitted ``FACTOR`` or ``CORRECTIONS`` takes its default (:data:`DEFA
 
 from __future__ import annotations
 
+import copy
 import math
-import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from airflow_provider_cfbilling.emulator.credentials import ACCOUNT_ID_PATTERN
+from airflow_provider_cfbilling.emulator.days import DAY_PATTERN
 
 #: Quantities of a restated day are multiplied by this unless told otherwise.
 DEFAULT_FACTOR = 1.1
@@ -35,7 +38,6 @@ DEFAULT_CORRECTIONS = 1
 MAX_FACTOR = 1000.0
 MAX_CORRECTIONS = 1000
 
-_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FIELDS = ("account_id", "day", "factor", "corrections")
 
 
@@ -47,7 +49,7 @@ def parse_day(value: object) -> date:
     if isinstance(value, date):
         return value
     text = str(value).strip()
-    if not _DAY_RE.match(text):
+    if not DAY_PATTERN.match(text):
         raise ValueError(f"day must be a date in YYYY-MM-DD format, got {str(value)!r}")
     try:
         return date.fromisoformat(text)
@@ -173,3 +175,61 @@ def combine(revisions: Sequence[Restatement]) -> Restatement:
         raise ValueError(
             f"restating {first.day} again goes too far: {error} (for the day's restatements together)"
         ) from None
+
+
+class RestatementBook:
+    """The restated days of one emulator: (account, day) -> its restatements in the order they were made.
+
+    :param lock: the emulator's lock, so that a reset is atomic with the rest of its state.
+    :param restatements: days restated from the start; :meth:`reset` goes back to them.
+    """
+
+    def __init__(self, *, lock: threading.RLock, restatements: Iterable[Restatement] = ()) -> None:
+        self._lock = lock
+        self._days: dict[tuple[str, date], list[Restatement]] = {}
+        for restatement in restatements:
+            self.add(restatement)
+        self._initial = copy.deepcopy(self._days)
+
+    def add(self, restatement: Restatement) -> dict[str, Any]:
+        """Restate one more time; returns what the day now stands for, with its ``revisions``.
+        ValueError (and nothing stored) if nothing changes or the day's restatements together go
+        out of bounds."""
+        if not restatement.changes_anything:
+            raise ValueError("a restatement must change something: a factor other than 1 or corrections > 0")
+        key = (restatement.account_id, restatement.day)
+        with self._lock:
+            revisions = [*self._days.get(key, []), restatement]
+            combined = combine(revisions)  # ValueError (and nothing stored) if it goes out of bounds
+            self._days[key] = revisions
+        return {**combined.to_dict(), "revisions": len(revisions)}
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every restated day, by account and day, combined, with its ``revisions``."""
+        with self._lock:
+            items = sorted(self._days.items())
+        return [{**combine(revisions).to_dict(), "revisions": len(revisions)} for _, revisions in items]
+
+    def of_account(self, account_id: str) -> dict[date, Restatement]:
+        """A snapshot of ``account_id``'s restated days: day -> the day's combined restatement."""
+        with self._lock:
+            return {
+                day: combine(revisions) for (account, day), revisions in self._days.items() if account == account_id
+            }
+
+    def clear(self, account_id: str | None = None, day: date | None = None) -> int:
+        """Forget restated days (all, or only ``account_id``'s, or only ``day``); returns how many."""
+        with self._lock:
+            cleared = [
+                key
+                for key in self._days
+                if (account_id is None or key[0] == account_id) and (day is None or key[1] == day)
+            ]
+            for key in cleared:
+                del self._days[key]
+        return len(cleared)
+
+    def reset(self) -> None:
+        """Back to the days restated from the start."""
+        with self._lock:
+            self._days = copy.deepcopy(self._initial)

@@ -3,7 +3,9 @@
 Responsibilities: one daemon thread per connection (tracked, so ``stop()`` can close and join them),
 socket timeouts, bounded request bodies, streaming large bodies (``Content-Length`` when a body is small,
 chunked transfer encoding when it is not), applying scripted faults and the rate limit in front of the
-Cloudflare routes, writing the request log, and passing ``/__emulator__/`` to the control API.
+Cloudflare routes (``api.py`` answers them), writing the request log, and passing the control prefix
+(``urls.CONTROL_PREFIX``) to the control API (``control.py``). :class:`RunningServer` is a started server
+and its thread, what ``Emulator.start()`` creates and ``Emulator.stop()`` stops.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_cfbilling.emulator import api
+from airflow_provider_cfbilling.emulator.auth import auth_scheme
 from airflow_provider_cfbilling.emulator.clock import format_instant
-from airflow_provider_cfbilling.emulator.control import CONTROL_PREFIX, handle_control
+from airflow_provider_cfbilling.emulator.control import handle_control
+from airflow_provider_cfbilling.emulator.responses import ApiError, Request, Response, error_response
+from airflow_provider_cfbilling.emulator.routes import route_request
+from airflow_provider_cfbilling.emulator.urls import API_PREFIX, CONTROL_PREFIX, LOOPBACK_CLIENTS, under
 
 if TYPE_CHECKING:
     from airflow_provider_cfbilling.emulator.core import Emulator
@@ -35,7 +41,6 @@ MAX_CONNECTIONS = 256
 STREAM_THRESHOLD = 256 * 1024
 RATE_LIMIT_CODE = 971
 RATE_LIMIT_MESSAGE = "Please wait and consider throttling your request speed"
-_LOOPBACK_CLIENTS = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 
 _NOT_JSON_BODY = (
     b"<!DOCTYPE html>\n<html><head><title>Error | Cloudflare (emulated)</title></head>"
@@ -49,6 +54,37 @@ def retry_after_value(seconds: float, http_date: bool) -> str:
     if http_date:
         return email.utils.formatdate(math.ceil(time.time() + seconds), usegmt=True)
     return str(max(0, math.ceil(seconds)))
+
+
+class RunningServer:
+    """A started :class:`EmulatorHTTPServer` for ``emulator`` and the thread that serves it."""
+
+    def __init__(self, emulator: Emulator, address: tuple[str, int], handler_timeout: float) -> None:
+        self._server = EmulatorHTTPServer(emulator, address, handler_timeout)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"cfbilling-emulator-server-{self._server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def connections_accepted(self) -> int:
+        return int(self._server.connections_accepted)
+
+    def stop(self, timeout: float) -> None:
+        """Stop serving, close every connection and join the threads (each wait bounded by ``timeout``)."""
+        server = self._server
+        server.stopping.set()
+        server.shutdown()
+        server.server_close()
+        server.close_connections(timeout)
+        self._thread.join(timeout)
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
@@ -68,7 +104,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         super().__init__(address, EmulatorRequestHandler)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
-        if self.stopping.is_set() or client_address[0] not in _LOOPBACK_CLIENTS:
+        if self.stopping.is_set() or client_address[0] not in LOOPBACK_CLIENTS:
             return False
         with self._connections_lock:
             return len(self._connections) < MAX_CONNECTIONS
@@ -176,7 +212,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
+        if under(path, CONTROL_PREFIX):
             status, payload, content_type = handle_control(
                 self.server.emulator, self.command, path, query, body, self.client_address[0]
             )
@@ -188,25 +224,26 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
 
     def _serve_api(self, path: str, query: dict[str, list[str]]) -> None:
         emu = self.server.emulator
+        traffic = emu.traffic
         headers = {name.lower(): value for name, value in self.headers.items()}
         presented = [headers.get(name, "") for name in ("authorization", "x-auth-key", "x-auth-email")]
         presented += [part for value in presented for part in value.split()]
-        if path == api.API_PREFIX or path.startswith(api.API_PREFIX + "/"):
-            route, params = api.route_request(path[len(api.API_PREFIX) :])
+        if under(path, API_PREFIX):
+            route, params = route_request(path[len(API_PREFIX) :])
         else:
             route, params = "unknown", {}
         entry: dict[str, Any] = {
             "method": self.command,
-            "path": emu.redact_path(path, presented),
-            "query": emu.redact_query(query, presented),
-            "auth_scheme": api.auth_scheme(headers),
+            "path": traffic.redact_path(path, presented),
+            "query": traffic.redact_query(query, presented),
+            "auth_scheme": auth_scheme(headers),
             "status": None,
             "route": route,
             "fault": None,
             "time": format_instant(emu.now()),
         }
 
-        latency, fault = emu.select_faults(route)
+        latency, fault = traffic.select_faults(route)
         if latency > 0 and self.server.stopping.wait(latency):
             self.close_connection = True
             return
@@ -219,40 +256,40 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
                 self._serve_fault(fault, entry)
                 return
 
-        limited = emu.check_rate_limit()
+        limited = traffic.check_rate_limit()
         if limited is not None:
             seconds, http_date = limited
-            error = api.ApiError(429, RATE_LIMIT_CODE, RATE_LIMIT_MESSAGE)
-            response = api.error_response(error, [("Retry-After", retry_after_value(seconds, http_date))])
+            error = ApiError(429, RATE_LIMIT_CODE, RATE_LIMIT_MESSAGE)
+            response = error_response(error, [("Retry-After", retry_after_value(seconds, http_date))])
             entry["fault"] = entry["fault"] or "rate_limit_block"
         else:
-            request = api.Request(self.command, path[len(api.API_PREFIX) :], query, headers)
+            request = Request(self.command, path[len(API_PREFIX) :], query, headers)
             response = api.handle(emu, request, route, params)
 
         entry["status"] = response.status
-        emu.record_request(entry)
+        traffic.record_request(entry)
         if truncate is not None:
             self._send_truncated(response, truncate.mode)
         else:
             self._send_response(response)
 
     def _serve_fault(self, fault: Fault, entry: dict[str, Any]) -> None:
-        emu = self.server.emulator
+        traffic = self.server.emulator.traffic
         headers: list[tuple[str, str]] = []
         if fault.retry_after is not None:
             headers.append(("Retry-After", retry_after_value(fault.retry_after, fault.retry_after_http_date)))
         if fault.kind == "drop":
-            emu.record_request(entry)
+            traffic.record_request(entry)
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         status = int(fault.status or 500)
         if fault.kind == "not_json":
-            response = api.Response(status, _NOT_JSON_BODY, "text/html; charset=utf-8", headers)
+            response = Response(status, _NOT_JSON_BODY, "text/html; charset=utf-8", headers)
         elif fault.kind == "rate_limit":
-            error = api.ApiError(429, fault.code or RATE_LIMIT_CODE, fault.message or RATE_LIMIT_MESSAGE)
-            response = api.error_response(error, headers)
+            error = ApiError(429, fault.code or RATE_LIMIT_CODE, fault.message or RATE_LIMIT_MESSAGE)
+            response = error_response(error, headers)
         else:
             reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
             default = (
@@ -260,15 +297,15 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
                 if fault.kind == "success_false"
                 else f"{reason} (emulated {status})"
             )
-            error = api.ApiError(status, fault.code or 10001, fault.message or default)
-            response = api.error_response(error, headers)
+            error = ApiError(status, fault.code or 10001, fault.message or default)
+            response = error_response(error, headers)
         entry["status"] = response.status
-        emu.record_request(entry)
+        traffic.record_request(entry)
         self._send_response(response)
 
     # -- responses -------------------------------------------------------------------------------
 
-    def _send_head(self, response: api.Response, length: int | None, chunked: bool) -> None:
+    def _send_head(self, response: Response, length: int | None, chunked: bool) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         for name, value in response.headers:
@@ -282,14 +319,14 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _send_plain(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
-        self._send_head(api.Response(status, payload, content_type), len(payload), chunked=False)
+        self._send_head(Response(status, payload, content_type), len(payload), chunked=False)
         self.wfile.write(payload)
 
     def _write_chunk(self, data: bytes) -> None:
         if data:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
-    def _send_response(self, response: api.Response) -> None:
+    def _send_response(self, response: Response) -> None:
         """Small bodies: Content-Length. Large ones: chunked, generated while being sent."""
         chunks = response.chunks()
         buffered: list[bytes] = []
@@ -325,7 +362,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise
 
-    def _send_truncated(self, response: api.Response, mode: str) -> None:
+    def _send_truncated(self, response: Response, mode: str) -> None:
         """Announce the full body (Content-Length or chunked), send about half of it, then close."""
         total = sum(len(chunk) for chunk in response.chunks())
         target = total // 2

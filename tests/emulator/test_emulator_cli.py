@@ -16,7 +16,7 @@ import httpx
 import pytest
 from emulator_helpers import ACCOUNT, BEARER, FROZEN, usage_path
 
-from airflow_provider_cfbilling.emulator import DEFAULT_TOKEN, Emulator
+from airflow_provider_cfbilling.emulator import DEFAULT_TOKEN, Emulator, EmulatorClient
 from airflow_provider_cfbilling.emulator.cli import (
     READY_LINE,
     build_emulator,
@@ -76,8 +76,8 @@ def test_cli_serves_until_sigterm() -> None:
                 records = http.get(usage_path("v2"), params=window).json()["result"]
                 assert {r["ChargePeriodStart"] for r in records} == {"2026-01-09T00:00:00Z"}  # to is inclusive
                 assert len({r["x_ZoneId"] for r in records if r["x_ZoneId"]}) == 2
-                health = httpx.get(base_url.replace("/client/v4", "/__emulator__/health"), verify=False).json()
-                assert health["now"] == "2026-01-10T12:00:00Z"
+                with EmulatorClient(base_url, verify=False) as control:
+                    assert control.health()["now"] == "2026-01-10T12:00:00Z"
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0
             assert proc.stdout is not None
@@ -149,10 +149,8 @@ def test_command_and_ready_line_helpers_start_the_cli() -> None:
             assert proc.stdout is not None
             base_url = wait_for_ready_line(proc.stdout, timeout=20)
             assert READY.match(READY_LINE.format(base_url=base_url))
-            assert (
-                httpx.get(base_url.replace("/client/v4", "/__emulator__/health")).json()["now"]
-                == "2026-01-10T12:00:00Z"
-            )
+            with EmulatorClient(base_url) as control:
+                assert control.health()["now"] == "2026-01-10T12:00:00Z"
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -201,23 +199,21 @@ def test_cli_restates_days_and_shuffles_records() -> None:
             match = READY.match(read_line(proc))
             assert match
             base_url = match.group(1)
-            control = base_url.replace("/client/v4", "/__emulator__")
-            assert httpx.get(f"{control}/restate").json() == {
-                "restatements": [
+            with EmulatorClient(base_url) as control:
+                assert control.restatements() == [
                     {"account_id": ACCOUNT, "day": "2026-01-05", "factor": 1.65, "corrections": 3, "revisions": 2}
                 ]
-            }
-            assert httpx.get(f"{control}/config").json()["shuffle_records"] is True
-            reference = Emulator(clock=FROZEN)
-            reference.restate(ACCOUNT, "2026-01-05", factor=1.5, corrections=2)
-            reference.restate(ACCOUNT, "2026-01-05", corrections=1)
-            expected = reference.expected_records(ACCOUNT, "2026-01-05")
-            with httpx.Client(base_url=base_url, headers=BEARER, timeout=10) as http:
-                served = http.get(usage_path("v2"), params={"from": "2026-01-05", "to": "2026-01-06"}).json()["result"]
-            assert served != expected  # shuffled
-            assert sorted(map(json.dumps, served)) == sorted(map(json.dumps, expected))
-            expected_via_control = httpx.get(f"{control}/expected", params={"account_id": ACCOUNT, "day": "2026-01-05"})
-            assert expected_via_control.json() == expected  # canonical order
+                assert control.config()["shuffle_records"] is True
+                reference = Emulator(clock=FROZEN)
+                reference.restate(ACCOUNT, "2026-01-05", factor=1.5, corrections=2)
+                reference.restate(ACCOUNT, "2026-01-05", corrections=1)
+                expected = reference.expected_records(ACCOUNT, "2026-01-05")
+                window = {"from": "2026-01-05", "to": "2026-01-06"}
+                with httpx.Client(base_url=base_url, headers=BEARER, timeout=10) as http:
+                    served = http.get(usage_path("v2"), params=window).json()["result"]
+                assert served != expected  # shuffled
+                assert sorted(map(json.dumps, served)) == sorted(map(json.dumps, expected))
+                assert control.expected(account_id=ACCOUNT, day="2026-01-05") == expected  # canonical order
         finally:
             proc.terminate()
             proc.wait(timeout=10)

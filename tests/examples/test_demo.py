@@ -13,11 +13,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import httpx
 import pytest
 from harness import REPO_ROOT
 
-from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, Emulator
+from airflow_provider_cfbilling.emulator import DEFAULT_ACCOUNT_ID, Emulator, EmulatorClient
 
 pytestmark = pytest.mark.e2e
 
@@ -112,8 +111,8 @@ def test_the_emulator_is_stopped_when_a_step_fails(tmp_path: Path) -> None:
         pytest.raises(RuntimeError, match="a step failed"),
         demo.running_emulator(clock, tmp_path / "emulator.log") as (base_url, pid),
     ):
-        health = httpx.get(base_url.replace("/client/v4", "/__emulator__/health"), timeout=10)
-        assert health.json()["ok"] is True
+        with EmulatorClient(base_url, timeout=10) as control:
+            assert control.health()["ok"] is True
         raise RuntimeError("a step failed")
     assert not process_exists(pid)
 

@@ -41,10 +41,11 @@ def start_emulator(*, clock_running: bool = False, **settings: Any) -> Emulator:
 def stamp_arrivals(emulator: Emulator) -> None:
     """Add ``arrived`` (monotonic seconds) and ``retry_after`` to every request-log entry."""
     local = threading.local()
+    traffic = emulator.traffic  # what the server asks about faults, the rate limit and the log
     select_faults, check_rate_limit, record_request = (
-        emulator.select_faults,
-        emulator.check_rate_limit,
-        emulator.record_request,
+        traffic.select_faults,
+        traffic.check_rate_limit,
+        traffic.record_request,
     )
 
     def stamped_select_faults(route: str) -> Any:
@@ -66,10 +67,10 @@ def stamp_arrivals(emulator: Emulator) -> None:
         entry["retry_after"] = getattr(local, "retry_after", None)
         record_request(entry)
 
-    # Instance attributes shadow the methods the server calls on this emulator only.
-    emulator.select_faults = stamped_select_faults  # type: ignore[method-assign]
-    emulator.check_rate_limit = stamped_check_rate_limit  # type: ignore[method-assign]
-    emulator.record_request = stamped_record_request  # type: ignore[method-assign]
+    # Instance attributes shadow the methods the server calls on this emulator's traffic only.
+    traffic.select_faults = stamped_select_faults  # type: ignore[method-assign]
+    traffic.check_rate_limit = stamped_check_rate_limit  # type: ignore[method-assign]
+    traffic.record_request = stamped_record_request  # type: ignore[method-assign]
 
 
 def connection(
