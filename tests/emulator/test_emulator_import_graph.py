@@ -12,107 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from import_graph import cycles, import_graph, module_files
 
 import airflow_provider_cfbilling.emulator as emulator_package
 
 PACKAGE = "airflow_provider_cfbilling.emulator"
 PACKAGE_DIR = Path(emulator_package.__file__).parent
-
-
-def module_files(package: str, directory: Path) -> dict[str, Path]:
-    """Every module of ``package`` (in ``directory``, recursively): dotted name -> file."""
-    modules: dict[str, Path] = {}
-    for path in sorted(directory.rglob("*.py")):
-        parts = list(path.relative_to(directory).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        modules[".".join([package, *parts])] = path
-    return modules
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _import_nodes(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Every import statement below ``node`` at any depth, except in ``if TYPE_CHECKING:`` bodies."""
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, (ast.Import, ast.ImportFrom)):
-            yield child
-        elif isinstance(child, ast.If) and _is_type_checking(child.test):
-            for statement in child.orelse:
-                if isinstance(statement, (ast.Import, ast.ImportFrom)):
-                    yield statement
-                yield from _import_nodes(statement)
-        else:
-            yield from _import_nodes(child)
-
-
-def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The modules among ``modules`` that ``module`` imports (``from pkg import sub`` is ``pkg.sub``
-    when ``sub`` is a module, else ``pkg`` itself; the implicit import of parent packages is not counted)."""
-    is_package = path.name == "__init__.py"
-    found: set[str] = set()
-    for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        else:
-            base = node.module or ""
-            if node.level:
-                anchor = module.split(".")
-                anchor = anchor if is_package else anchor[:-1]
-                anchor = anchor[: len(anchor) - (node.level - 1)]
-                base = ".".join([*anchor, base] if base else anchor)
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
-        for target in targets:
-            # `import a.b.c` binds and runs a.b.c; count the deepest known module it names.
-            while target and target not in modules:
-                target = target.rpartition(".")[0]
-            if target and target != module:
-                found.add(target)
-    return found
-
-
-def import_graph(package: str, directory: Path) -> dict[str, set[str]]:
-    modules = module_files(package, directory)
-    return {name: imports_of(name, path, modules) for name, path in modules.items()}
-
-
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for target in sorted(graph.get(node, ())):
-            if target not in index:
-                visit(target)
-                low[node] = min(low[node], low[target])
-            elif target in on_stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            component: list[str] = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
 
 
 def test_emulator_import_graph_has_no_cycle() -> None:
