@@ -34,6 +34,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +46,14 @@ from airflow_provider_cfbilling.emulator.cli import command as emulator_command
 from airflow_provider_cfbilling.emulator.cli import wait_for_ready_line
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The process supervision of `make test-deploy` (deploy/supervisor.py; deploy/ is not a package, so
+# its folder is on sys.path just for this import): own sessions, bounded commands, stops by group.
+sys.path.insert(0, str(REPO_ROOT / "deploy"))
+try:
+    from supervisor import DeployError, Processes, RunIdentity
+finally:
+    sys.path.remove(str(REPO_ROOT / "deploy"))
+
 DAG_ID = "cloudflare_usage_daily"
 SQL_DAG_ID = "cloudflare_usage_to_sql"
 SQL_TABLE = "cloudflare_usage"  # the SQL example DAG's table
@@ -67,50 +76,33 @@ def say(message: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def supervisor(logs: Path) -> Processes:
+    """A supervisor for the demo's processes (in memory: the demo stops them itself, also on SIGTERM)."""
+    return Processes(RunIdentity(uuid.uuid4().hex, None), logs)
+
+
 @contextmanager
-def running_emulator(clock: dt.datetime, log_path: Path, timeout: float = 30.0) -> Iterator[tuple[str, int]]:
-    """Start the emulator CLI, wait for its ready line, yield ``(base_url, pid)``; always stop it."""
+def running_emulator(
+    clock: dt.datetime, log_path: Path, timeout: float = 30.0, processes: Processes | None = None
+) -> Iterator[tuple[str, int]]:
+    """Start the emulator CLI, wait for its ready line, yield ``(base_url, pid)``; always stop it
+    (its process group, then whatever of it is left)."""
+    processes = processes or supervisor(log_path.parent)
+    log_path.write_bytes(b"")
     command = emulator_command("--clock", clock.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    with log_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            start_new_session=True,  # its own process group: stopping it stops everything it started
-        )
+    managed = processes.start("emulator", command, dict(os.environ), stdout=subprocess.PIPE, log_path=log_path)
     try:
-        assert process.stdout is not None
+        assert managed.process.stdout is not None
         try:
-            base_url = wait_for_ready_line(process.stdout, timeout)
+            base_url = wait_for_ready_line(managed.process.stdout, timeout)
         except TimeoutError:
             raise DemoError(f"the emulator did not start within {timeout:g} s (log: {log_path})") from None
         except EOFError:
-            raise DemoError(f"the emulator exited with status {process.wait()} (log: {log_path})") from None
-        yield base_url, process.pid
+            raise DemoError(f"the emulator exited with status {managed.process.wait()} (log: {log_path})") from None
+        yield base_url, managed.process.pid
     finally:
-        stop_process_group(process)
-
-
-def stop_process_group(process: subprocess.Popen[Any], grace: float = 10.0) -> None:
-    """SIGTERM the process group, wait, then SIGKILL whatever is left."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # anything the process group still holds
-    except ProcessLookupError:
-        pass
-    process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
+        processes.stop(["emulator"], grace=10)
+        processes.identity.kill_all()
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,19 +133,15 @@ def airflow_environment(airflow_home: Path, base_url: str, lake: Path, database:
     return env
 
 
-def airflow(arguments: Sequence[str], env: dict[str, str], log_path: Path) -> None:
-    """Run ``airflow <arguments>``, appending its output to the log; DemoError on failure."""
-    command = [sys.executable, "-m", "airflow", *arguments]
-    with log_path.open("ab") as log:
-        log.write(f"\n$ airflow {' '.join(arguments)}\n".encode())
-        log.flush()
-        result = subprocess.run(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, check=False
-        )
-    if result.returncode != 0:
-        tail = log_path.read_text(errors="replace").splitlines()[-40:]
-        print("\n".join(tail), file=sys.stderr)
-        raise DemoError(f"'airflow {' '.join(arguments)}' failed with status {result.returncode} (log: {log_path})")
+def airflow(processes: Processes, arguments: Sequence[str], env: dict[str, str], log_path: Path) -> None:
+    """Run ``airflow <arguments>`` in a session of its own, appending its output to the log;
+    DemoError on failure."""
+    shown = f"airflow {' '.join(arguments)}"
+    try:
+        processes.run([sys.executable, "-m", "airflow", *arguments], env, log_path.name, timeout=600, display=shown)
+    except DeployError as error:
+        print("\n".join(log_path.read_text(errors="replace").splitlines()[-40:]), file=sys.stderr)
+        raise DemoError(f"{str(error).splitlines()[0]} (log: {log_path})") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,16 +241,17 @@ def run_demo(workdir: Path, day: dt.date = DEMO_DAY) -> Path:
     clock = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(12), tzinfo=dt.timezone.utc)
 
     say(f"Starting the Cloudflare billing emulator (clock {clock:%Y-%m-%d %H:%M} UTC)")
-    with running_emulator(clock, workdir / "emulator.log") as (base_url, pid):
+    processes = supervisor(workdir)
+    with running_emulator(clock, workdir / "emulator.log", processes=processes) as (base_url, pid):
         say(f"Emulator (pid {pid}) listening on {base_url}")
         env = airflow_environment(airflow_home, base_url, lake, database)
         say(f"Creating the Airflow metadata database in {airflow_home}")
-        airflow(["db", "migrate"], env, airflow_log)
+        airflow(processes, ["db", "migrate"], env, airflow_log)
         run_date = (day + dt.timedelta(days=1)).isoformat()
         say(f"airflow dags test {DAG_ID} {run_date}  (lands {day}; Airflow's output: {airflow_log})")
-        airflow(["dags", "test", DAG_ID, run_date], env, airflow_log)
+        airflow(processes, ["dags", "test", DAG_ID, run_date], env, airflow_log)
         say(f"airflow dags test {SQL_DAG_ID} {run_date}  (lands {day} and the week before it into {database})")
-        airflow(["dags", "test", SQL_DAG_ID, run_date], env, airflow_log)
+        airflow(processes, ["dags", "test", SQL_DAG_ID, run_date], env, airflow_log)
     say(f"Emulator (pid {pid}) stopped")
 
     landed = lake / "usage_v2" / f"account_id={ACCOUNT_ID}" / f"charge_date={day.isoformat()}" / "usage.jsonl"
