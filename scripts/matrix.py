@@ -358,8 +358,9 @@ def main() -> int:
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {env: pool.submit(one, env) for env in sorted(environments, key=lambda env: -env.suite_minutes)}
-        results = [futures[env].result() for env in environments]
+        longest_first = sorted(environments, key=lambda env: -env.suite_minutes)
+        futures = {env.name: pool.submit(one, env) for env in longest_first}
+        results = [futures[env.name].result() for env in environments]
     total = time.monotonic() - started
 
     print(f"\n{'environment':16} {'install':>8} {'tests':>8}  result")
