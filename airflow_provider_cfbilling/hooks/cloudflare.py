@@ -30,8 +30,8 @@ from airflow_provider_cfbilling.endpoints import (
     paygo_endpoint,
 )
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
+from airflow_provider_cfbilling.hooks import connection_form
 from airflow_provider_cfbilling.hooks.connection_check import ConnectionCheck
-from airflow_provider_cfbilling.hooks.connection_form import ConnectionForm
 from airflow_provider_cfbilling.hooks.envelope import MalformedBodyError
 from airflow_provider_cfbilling.hooks.paging import paginate
 from airflow_provider_cfbilling.hooks.settings import (
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 V2_USAGE_ROUTE = V2_USAGE.route
 
 
-class CloudflareHook(ConnectionForm, SettingsMixin, ConnectionCheck, Transport, BaseHook):
+class CloudflareHook(SettingsMixin, ConnectionCheck, Transport, BaseHook):
     """Talks to the Cloudflare billing API with the credentials of a ``cloudflare`` connection.
 
     :param cloudflare_conn_id: the Airflow connection (type ``cloudflare``).
@@ -107,6 +107,18 @@ class CloudflareHook(ConnectionForm, SettingsMixin, ConnectionCheck, Transport, 
         self._async_transport = async_transport
         self._settings: ConnectionSettings | None = None
         self._client: httpx.Client | None = None
+
+    # The providers manager of Airflow 2.x-3.1 reads these two from the class's own __dict__:
+    # they cannot be inherited from a mixin.
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the connection form (the Airflow 2.x / 3.0 / 3.1 UIs)."""
+        return connection_form.widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabelled and hidden standard fields (the Airflow 2.x / 3.0 / 3.1 UIs)."""
+        return connection_form.field_behaviour()
 
     # ------------------------------------------------------------------ settings
 

@@ -62,3 +62,13 @@ def test_airflow_providers_list_shows_the_provider():
         [airflow, "providers", "list", "-o", "plain"], capture_output=True, text=True, timeout=120, check=True
     )
     assert "airflow-provider-cfbilling" in result.stdout
+
+
+def test_the_connection_form_methods_are_the_hook_classs_own():
+    """Airflow 2.x-3.1 read them from the hook class's own ``__dict__`` and ignore inherited ones (the
+    form then loses every extra field). The main environment's providers manager no longer does, so
+    this is checked here directly; the matrix checks the form itself on each release."""
+    from airflow_provider_cfbilling.hooks.cloudflare import CloudflareHook
+
+    assert {"get_connection_form_widgets", "get_ui_field_behaviour"} <= set(vars(CloudflareHook))
+    assert "password" in CloudflareHook.get_ui_field_behaviour()["relabeling"]
