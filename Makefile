@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(PY) -m ruff check airflow_provider_cfbilling tests example_dags scripts
+	$(PY) -m ruff check airflow_provider_cfbilling tests example_dags scripts bench
 	$(PY) -m mypy
 
 # The SQL landing's tests start a throwaway PostgreSQL server from Debian's binaries: `deploy-postgres`

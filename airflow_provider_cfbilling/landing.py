@@ -20,6 +20,7 @@ from airflow_provider_cfbilling.partitions import DaySpool, DestinationTemplate,
 from airflow_provider_cfbilling.sinks import (
     OutputSpec,
     WriteResult,
+    _EncodedLines,
     check_filesystem,
     object_sha256,
     read_bytes,
@@ -106,7 +107,11 @@ class Landing:
                 part = {key: previous[key] for key in ("records", "bytes", "sha256")}
                 partitions.append({"charge_date": day.isoformat(), "uri": spec.uri, **part, "status": UNCHANGED})
                 continue
-            result = self._write(spool.records(day), spec)
+            if spec.file_format == "jsonl" and self.key_style == "api":
+                # The spool's lines are the bytes this write would encode: written as they are.
+                result = self._write(_EncodedLines(spool.encoded(day)), spec)
+            else:
+                result = self._write(spool.records(day), spec)
             self._write_manifest(spec, result, digest, period, previous, changed=True, complete=complete)
             status = NEW if previous is None else CHANGED
             partitions.append({"charge_date": day.isoformat(), **_written(result), "status": status})
@@ -127,7 +132,7 @@ class Landing:
 
     def _write(self, records: Iterable[dict[str, Any]], spec: OutputSpec) -> WriteResult:
         return write_records(
-            styled(records, self.key_style),
+            records if isinstance(records, _EncodedLines) else styled(records, self.key_style),
             spec,
             columns=record_tools.columns_for(self.source, self.key_style),
             conn_id=self.conn_id,

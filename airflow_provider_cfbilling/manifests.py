@@ -26,6 +26,7 @@ from airflow_provider_cfbilling import __version__
 GENERATOR = "airflow-provider-cfbilling"
 CORRECTION = "Correction"
 _MODULUS = 1 << 256
+_sha256 = hashlib.sha256
 
 
 def manifest_uri(object_uri: str) -> str:
@@ -55,6 +56,26 @@ class ContentDigest:
         if record.get("ChargeClass") == CORRECTION:
             self.corrections += 1
         self.keys.update(record)
+
+    def count(self, record: dict[str, Any]) -> None:
+        """Count one record without hashing it (``add(None, record)``)."""
+        self.hashed = False
+        self.records += 1
+        if record.get("ChargeClass") == CORRECTION:
+            self.corrections += 1
+        self.keys.update(record)
+
+    def add_encoded(self, lines: list[bytes], records: list[dict[str, Any]]) -> None:
+        """``add(line, record)`` for each pair: the same digest, in one pass."""
+        total = self._sum
+        for line in lines:
+            total += int.from_bytes(_sha256(line).digest(), "big")
+        self._sum = total % _MODULUS
+        self.records += len(records)
+        self.corrections += sum(1 for record in records if record.get("ChargeClass") == CORRECTION)
+        update = self.keys.update
+        for record in records:
+            update(record)
 
     def hexdigest(self, settings: dict[str, Any]) -> str | None:
         """The digest of the records and the ``settings`` that shape their object (None when

@@ -11,7 +11,6 @@ window; Jinja only knows the data interval, whose days are not the window's in e
 from __future__ import annotations
 
 import datetime as dt
-import pickle
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -70,8 +69,9 @@ def parse_destination(destination: str) -> DestinationTemplate:
 def counting(records: Iterable[dict[str, Any]], digest: ContentDigest) -> Iterator[dict[str, Any]]:
     """``records`` unchanged, each also counted into ``digest`` (records, corrections, keys; not
     hashed: an object written whatever it holds needs no content digest)."""
+    count = digest.count
     for record in records:
-        digest.add(None, record)
+        count(record)
         yield record
 
 
@@ -80,26 +80,25 @@ class DaySpool:
     with each day's :class:`~.manifests.ContentDigest` (``digests``).
 
     Records arrive in whatever order the API sends them; each day's records are read back in
-    that same order. Pickled in batches (fast and exact for every Python value); the file is
-    unlinked at creation and lives in ``TMPDIR``.
+    that same order. Each record is encoded once, as the compact JSON line that is both its
+    content digest's input and, for JSON Lines with the API's keys, the bytes written
+    (:meth:`encoded`); :meth:`records` decodes the lines back (the records are JSON values, so
+    they come back equal, key order included). The file is unlinked at creation and lives in
+    ``TMPDIR``.
     """
 
     def __init__(self, records: Iterable[dict[str, Any]], day_of: Callable[[dict[str, Any]], dt.date]) -> None:
-        from airflow_provider_cfbilling.sinks import encode_json
-
         self._file: IO[bytes] = tempfile.TemporaryFile(prefix="cfbilling-days-")  # noqa: SIM115
-        self._offsets: dict[dt.date, list[int]] = {}
+        self._blocks: dict[dt.date, list[tuple[int, int, int]]] = {}  # (offset, size, records)
         self.counts: dict[dt.date, int] = {}
         self.digests: dict[dt.date, ContentDigest] = {}
         pending: dict[dt.date, list[dict[str, Any]]] = {}
         try:
             for record in records:
                 day = day_of(record)
-                digest = self.digests.get(day)
-                if digest is None:
-                    digest = self.digests[day] = ContentDigest()
-                digest.add(encode_json(record).encode(), record)
-                batch = pending.setdefault(day, [])
+                batch = pending.get(day)
+                if batch is None:
+                    batch = pending[day] = []
                 batch.append(record)
                 if len(batch) >= _SPOOL_BATCH:
                     self._dump(day, batch)
@@ -113,15 +112,31 @@ class DaySpool:
             raise
 
     def _dump(self, day: dt.date, batch: list[dict[str, Any]]) -> None:
-        self._offsets.setdefault(day, []).append(self._file.tell())
+        from airflow_provider_cfbilling.sinks.encoding import encode_lines
+
+        lines = encode_lines(batch)
+        digest = self.digests.get(day)
+        if digest is None:
+            digest = self.digests[day] = ContentDigest()
+        digest.add_encoded(lines, batch)
+        block = b"\n".join(lines) + b"\n"
+        self._blocks.setdefault(day, []).append((self._file.tell(), len(block), len(batch)))
         self.counts[day] = self.counts.get(day, 0) + len(batch)
-        pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._file.write(block)
+
+    def encoded(self, day: dt.date) -> Iterator[tuple[bytes, int]]:
+        """The records of ``day`` as JSON Lines (``encode_json`` of each, one per line) in blocks,
+        in arrival order, each with its number of records."""
+        for offset, size, count in self._blocks.get(day, ()):
+            self._file.seek(offset)
+            yield self._file.read(size), count
 
     def records(self, day: dt.date) -> Iterator[dict[str, Any]]:
         """The records of ``day``, in arrival order (none for a day without usage)."""
-        for offset in self._offsets.get(day, ()):
-            self._file.seek(offset)
-            yield from pickle.load(self._file)
+        from airflow_provider_cfbilling.sinks.encoding import decode_lines
+
+        for block, _count in self.encoded(day):
+            yield from decode_lines(block)
 
     def __enter__(self) -> DaySpool:
         return self

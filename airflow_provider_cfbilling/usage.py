@@ -157,17 +157,27 @@ def in_window(
     """Records whose ``ChargePeriodStart`` lies in the window (and whose metric matches)."""
     start, end = window.start_timestamp, window.end_timestamp
     parse = record_tools.parse_timestamp
+    charge_key, metric_key = record_tools.CHARGE_PERIOD_START, record_tools.METRIC_ID
+    # A window repeats the same few ChargePeriodStart strings (one a day): each is parsed and
+    # compared once. Bounded, so ever-new strings (hourly records, say) cannot grow it without limit.
+    verdicts: dict[Any, bool] = {}
     for record in records:
-        charge_start = record.get(record_tools.CHARGE_PERIOD_START)
-        if charge_start is None:
-            raise CloudflareRequestError(  # a changed record format: retrying cannot help
-                f"A usage record from {endpoint} has no {record_tools.CHARGE_PERIOD_START}, so it cannot be placed "
-                "in the window; the API's record format may have changed",
-                endpoint=endpoint,
-            )
-        if not start <= parse(charge_start) < end:
+        charge_start = record.get(charge_key)
+        try:
+            inside = verdicts[charge_start]
+        except (KeyError, TypeError):
+            if charge_start is None:
+                raise CloudflareRequestError(  # a changed record format: retrying cannot help
+                    f"A usage record from {endpoint} has no {charge_key}, so it cannot be placed "
+                    "in the window; the API's record format may have changed",
+                    endpoint=endpoint,
+                ) from None
+            inside = start <= parse(charge_start) < end
+            if type(charge_start) is str and len(verdicts) < 65_536:
+                verdicts[charge_start] = inside
+        if not inside:
             continue
-        if metric is not None and record.get(record_tools.METRIC_ID) != metric:
+        if metric is not None and record.get(metric_key) != metric:
             continue
         yield record
 

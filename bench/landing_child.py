@@ -16,6 +16,10 @@ Contenders:
 - ``plain``: ``httpx`` GET, ``json.loads`` of the body, ``json.dumps`` per record.
 - ``drain``: not a contender: reads the body and throws it away, counting records by their
   ``"ChargePeriodStart":`` key. Its time is the emulator-and-loopback floor every contender pays.
+- ``ours-csv`` / ``ours-parquet``: ``ours`` with a ``.csv`` / ``.parquet`` destination.
+- ``csv-dictwriter``: httpx, ``json.loads`` of the body, ``csv.DictWriter`` over the union of keys.
+- ``parquet-pylist``: httpx, ``json.loads`` of the body, ``pyarrow.Table.from_pylist`` and
+  ``pyarrow.parquet.write_table`` (snappy, as ours).
 
 Imports happen before the measured section (their cost is the import benchmark's business);
 the measured section runs from building the client (or operator) to the closed output file.
@@ -32,7 +36,19 @@ import time
 import warnings
 from typing import Any
 
-CONTENDERS = ("ours", "ours-warm", "sdk", "plain", "drain")
+CONTENDERS = (
+    "ours",
+    "ours-warm",
+    "sdk",
+    "plain",
+    "drain",
+    "ours-csv",
+    "csv-dictwriter",
+    "ours-parquet",
+    "parquet-pylist",
+)
+# The output format of each contender (JSON Lines unless named here).
+FORMATS = {"ours-csv": "csv", "csv-dictwriter": "csv", "ours-parquet": "parquet", "parquet-pylist": "parquet"}
 # Output as compact as ours, so every contender writes about the same number of bytes.
 _DUMP_OPTIONS: dict[str, Any] = {"separators": (",", ":"), "ensure_ascii": False}
 _RECORD_KEY = b'"ChargePeriodStart":'
@@ -51,6 +67,20 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _count_records(path: str, file_format: str) -> int:
+    """Records in the output: JSON Lines lines, CSV rows after the header, Parquet rows."""
+    if file_format == "csv":
+        import csv
+
+        with open(path, encoding="utf-8", newline="") as handle:
+            return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+    if file_format == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    return _count_lines(path)
+
+
 def _count_lines(path: str) -> int:
     lines = 0
     with open(path, "rb", buffering=0) as handle:
@@ -61,10 +91,13 @@ def _count_lines(path: str) -> int:
 
 def _prepare(contender: str) -> Any:
     """Import what the contender needs; return its run function."""
-    if contender in ("ours", "ours-warm"):
+    if contender in ("ours", "ours-warm", "ours-csv", "ours-parquet"):
         import airflow_provider_cfbilling.hooks.cloudflare
         import airflow_provider_cfbilling.sinks  # noqa: F401 - imported lazily by the operator
         from airflow_provider_cfbilling.operators.billing import CloudflareUsageV2Operator
+
+        if contender == "ours-parquet":
+            import pyarrow.parquet  # imported lazily by the sink; imports are not measured
 
         if contender == "ours-warm":
             from airflow.sdk.plugins_manager import integrate_macros_plugins
@@ -116,6 +149,39 @@ def _prepare(contender: str) -> Any:
             base_url=args.base_url, headers={"Authorization": f"Bearer {args.token}"}, timeout=args.timeout
         )
 
+    def fetch_all(args: argparse.Namespace) -> list[dict[str, Any]]:
+        """The obvious hand-written fetch: the whole body, ``json.loads``, its ``result``."""
+        with client_for(args) as client:
+            response = client.send(request(client, args))
+            response.raise_for_status()
+            envelope = json.loads(response.content)
+        if envelope.get("success") is not True:
+            raise RuntimeError(f"success is not true: {envelope.get('errors')}")
+        return list(envelope["result"])
+
+    if contender == "csv-dictwriter":
+        import csv
+
+        def run_dictwriter(args: argparse.Namespace) -> None:
+            records = fetch_all(args)
+            fieldnames = list(dict.fromkeys(key for record in records for key in record))
+            with open(args.out, "w", encoding="utf-8", newline="") as out:
+                writer = csv.DictWriter(out, fieldnames=fieldnames, lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(records)
+
+        return run_dictwriter
+
+    if contender == "parquet-pylist":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        def run_pylist(args: argparse.Namespace) -> None:
+            records = fetch_all(args)
+            pq.write_table(pa.Table.from_pylist(records), args.out, compression="snappy")
+
+        return run_pylist
+
     if contender == "plain":
 
         def run_plain(args: argparse.Namespace) -> None:
@@ -160,7 +226,7 @@ def main() -> int:
     parser.add_argument("--account", required=True)
     parser.add_argument("--start", required=True)
     parser.add_argument("--end", required=True)
-    parser.add_argument("--out", required=True, help="absolute path of the JSON Lines file to write")
+    parser.add_argument("--out", required=True, help="absolute path of the file to write (.jsonl, .csv, .parquet)")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--keep", action="store_true", help="keep the output file")
     args = parser.parse_args()
@@ -174,7 +240,7 @@ def main() -> int:
     cpu = _cpu_seconds() - cpu_before
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-    records = _count_lines(args.out)
+    records = _count_records(args.out, FORMATS.get(args.contender, "jsonl"))
     size = os.path.getsize(args.out)
     if not args.keep:
         os.unlink(args.out)

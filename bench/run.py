@@ -14,13 +14,22 @@ shared machine falls on all of them alike; the tables show medians and side-by-s
    A contender that passes the memory or time cap is stopped and not run at larger sizes; one
    whose memory growth at a smaller size, scaled to the next size, passes the cap is not
    started there (``--no-projection`` starts it anyway, and waits for it to hit the cap).
-2. SQL landing (``bench/sql_bench.py``): the same month, about 100k records, into PostgreSQL and
+2. CSV and Parquet: the same month at 10k and 100k records as ``.csv`` and ``.parquet`` with our
+   operator, against the obvious hand-written task (httpx, ``json.loads``, then ``csv.DictWriter``
+   or ``pyarrow.Table.from_pylist`` + ``pyarrow.parquet.write_table``): records per second and
+   peak resident memory, interleaved the same way.
+3. SQL landing (``bench/sql_bench.py``): the same month, about 100k records, into PostgreSQL and
    SQLite with ``CloudflareUsageToSqlOperator`` against a hand-written ``executemany`` baseline:
    rows per second and peak resident memory.
-3. Import: ``python -c "import airflow_provider_cfbilling.operators.billing"`` (what a DAG file
+4. Import: ``python -c "import airflow_provider_cfbilling.operators.billing"`` (what a DAG file
    using our operators pays at parse time) against ``HttpOperator``'s import, plus
    ``-X importtime``: the modules ours loads beyond HttpOperator's import and beyond
    ``from airflow.sdk import DAG`` (the floor of any Airflow 3 DAG file), and the slowest ones.
+
+The report ends with issue 18's goals, each MET or MISSED with its numbers: ours at least 1.5x
+plain httpx + json at every size, at least half the drain floor from 100k records, flat memory
+(peak - before at most 40 MB at every size, within 10 MB of each other), and an import no
+slower than HttpOperator's.
 
 Usage::
 
@@ -55,7 +64,7 @@ import harness  # the bench directory is not a package: found through sys.path a
 import sql_bench
 
 CONTENDERS = ("ours", "ours-warm", "sdk", "plain")
-OURS = ("ours", "ours-warm")
+OURS = ("ours", "ours-warm", "ours-csv", "ours-parquet")
 RIVALS = ("sdk", "plain")
 REFERENCE = "drain"
 CHILD = str(harness.BENCH_DIR / "landing_child.py")
@@ -65,6 +74,17 @@ MB = 1024 * 1024
 THROUGHPUT_VS_SDK = 2.0
 MEMORY_VS_SDK = 0.5
 GROWTH_LIMIT_MB = 100.0
+
+# Goals of issue 18 (JSON Lines, key_style="api", window and metric filters enforced).
+THROUGHPUT_VS_PLAIN = 1.5  # ours / plain records per second, at every size
+THROUGHPUT_VS_DRAIN = 0.5  # ours / drain records per second, from 100k records
+DRAIN_GOAL_FROM_RECORDS = 90_000
+FLAT_GROWTH_MB = 40.0  # ours' peak - before, at every size ("about 30 MiB above the floor")
+FLAT_SPREAD_MB = 10.0  # ... and the same at every size, within this
+
+# CSV and Parquet: ours against the obvious hand-written task, side by side.
+FORMAT_PAIRS = (("csv", "ours-csv", "csv-dictwriter"), ("parquet", "ours-parquet", "parquet-pylist"))
+FORMAT_SUFFIX = {"ours-csv": "csv", "csv-dictwriter": "csv", "ours-parquet": "parquet", "parquet-pylist": "parquet"}
 
 IMPORT_COMMANDS = {
     "ours": "import airflow_provider_cfbilling.operators.billing",
@@ -118,6 +138,8 @@ class Results:
     runs: list[Run] = field(default_factory=list)
     stopped: dict[str, Stop] = field(default_factory=dict)
     imports: dict[str, Any] = field(default_factory=dict)
+    format_sizes: list[dict[str, Any]] = field(default_factory=list)
+    format_runs: list[Run] = field(default_factory=list)
     sql: list[sql_bench.SqlRun] = field(default_factory=list)
     sql_unavailable: str = ""
 
@@ -144,7 +166,7 @@ def run_landing_child(
 ) -> Run:
     """One landing run in a fresh interpreter, stopped if it passes the memory or time cap."""
     token, account = harness.credentials()
-    out = workdir / f"{size.label}-{contender}-{repeat}.jsonl"
+    out = workdir / f"{size.label}-{contender}-{repeat}.{FORMAT_SUFFIX.get(contender, 'jsonl')}"
     command = [
         harness.PYTHON,
         CHILD,
@@ -264,6 +286,32 @@ def landing_benchmark(args: argparse.Namespace, results: Results, workdir: Path)
                         results.stopped[contender] = Stop(size.label, run.failure)
 
 
+def formats_benchmark(args: argparse.Namespace, results: Results, workdir: Path) -> None:
+    """CSV and Parquet: ours against csv.DictWriter and pyarrow's from_pylist, interleaved."""
+    lineup = [name for _format, *pair in FORMAT_PAIRS for name in pair]
+    for size in args.format_sizes:
+        repeats = args.repeats or (2 if args.quick else 3)
+        results.format_sizes.append({"label": size.label, "zones": size.zones, "repeats": repeats})
+        print(f"\n== CSV and Parquet, {size.label}: emulator --zones {size.zones}")
+        stopped: set[str] = set()
+        with harness.emulator_process(size.zones) as base_url:
+            warmup = run_landing_child(REFERENCE, size, -1, base_url, workdir, args.memory_cap_mb, args.time_cap)
+            if not warmup.ok:
+                raise RuntimeError(f"the emulator warm-up failed: {warmup.failure}")
+            for repeat in range(repeats):
+                shift = repeat % len(lineup)
+                for contender in lineup[shift:] + lineup[:shift]:
+                    if contender in stopped:
+                        continue
+                    run = run_landing_child(
+                        contender, size, repeat, base_url, workdir, args.memory_cap_mb, args.time_cap
+                    )
+                    results.format_runs.append(run)
+                    _print_run(run, repeats)
+                    if not run.ok:
+                        stopped.add(contender)
+
+
 def _projected_stop(results: Results, contender: str, size: harness.Size, memory_cap_mb: int) -> str | None:
     """Why not to start ``contender`` at ``size``: its peak, scaled from the largest size it ran, passes the cap.
 
@@ -291,7 +339,7 @@ def _projected_stop(results: Results, contender: str, size: harness.Size, memory
 
 
 def _print_run(run: Run, repeats: int) -> None:
-    label = f"  {run.contender:<6} {run.repeat + 1}/{repeats}"
+    label = f"  {run.contender:<14} {run.repeat + 1}/{repeats}"
     if not run.ok:
         print(f"{label}: STOPPED ({run.failure})", flush=True)
         return
@@ -400,15 +448,24 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _ok_runs(results: Results, size: str, contender: str) -> list[Run]:
-    return [run for run in results.runs if run.size == size and run.contender == contender and run.ok]
+def _ok_runs(results: Results, size: str, contender: str, runs: list[Run] | None = None) -> list[Run]:
+    pool = results.runs if runs is None else runs
+    return [run for run in pool if run.size == size and run.contender == contender and run.ok]
 
 
-def _paired_ratio(results: Results, size: str, mine: str, other: str, value: str, invert: bool = False) -> float:
+def _paired_ratio(
+    results: Results,
+    size: str,
+    mine: str,
+    other: str,
+    value: str,
+    invert: bool = False,
+    runs: list[Run] | None = None,
+) -> float:
     """Median over repeats of ``mine / other`` (``other / mine`` with ``invert``), same repeat only."""
-    by_repeat = {run.repeat: run for run in _ok_runs(results, size, other)}
+    by_repeat = {run.repeat: run for run in _ok_runs(results, size, other, runs)}
     ratios = []
-    for run in _ok_runs(results, size, mine):
+    for run in _ok_runs(results, size, mine, runs):
         partner = by_repeat.get(run.repeat)
         if partner is None:
             continue
@@ -523,6 +580,11 @@ def report(results: Results) -> tuple[str, bool]:
                 f"- ours, peak memory {large} minus {small}: {growth:+.0f} MB (target <= {GROWTH_LIMIT_MB:.0f} MB): "
                 f"{'met' if ok else 'MISSED'}"
             )
+    if results.format_runs:
+        lines += _formats_report(results)
+    goals, goals_met = _goals_report(results)
+    lines += goals
+    all_met &= goals_met
     if results.imports:
         runs = results.imports["runs"]
         lines += [
@@ -578,6 +640,112 @@ def report(results: Results) -> tuple[str, bool]:
     return "\n".join(lines), all_met
 
 
+def _run_row(size: str, name: str, runs: list[Run], attempted: list[Run]) -> str:
+    if not runs:
+        failure = attempted[0].failure if attempted else "not run"
+        return f"| {size} | {name} | 0/{len(attempted)} | stopped: {failure} | | | | | | |"
+    counts = ", ".join(f"{count:,}" for count in sorted({run.records for run in runs}))
+    return (
+        f"| {size} | {name} | {len(runs)}/{len(attempted)} | {counts} | "
+        f"{_median([r.seconds for r in runs]):.2f} | {_median([r.records_per_second for r in runs]):,.0f} | "
+        f"{_median([r.cpu_seconds for r in runs]):.2f} | {_median([r.peak_rss_kb / 1024 for r in runs]):.0f} | "
+        f"{_median([r.baseline_rss_kb / 1024 for r in runs]):.0f} | "
+        f"{_median([(r.peak_rss_kb - r.baseline_rss_kb) / 1024 for r in runs]):.0f} |"
+    )
+
+
+def _formats_report(results: Results) -> list[str]:
+    lines = [
+        "",
+        "### Landing the same month as CSV and Parquet (medians)",
+        "",
+        "| size | path | runs | records written | wall s | records/s | client CPU s | peak RSS MB "
+        "| RSS before MB | peak - before MB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    sizes = [entry["label"] for entry in results.format_sizes]
+    for size in sizes:
+        for _format, *pair in FORMAT_PAIRS:
+            for contender in pair:
+                attempted = [r for r in results.format_runs if r.size == size and r.contender == contender]
+                runs = [r for r in attempted if r.ok]
+                lines.append(_run_row(size, contender, runs, attempted))
+    lines += [
+        "",
+        "| size | pair | records/s | peak RSS | peak - before | client CPU s |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for size in sizes:
+        for _format, mine, other in FORMAT_PAIRS:
+            cells = [
+                _paired_ratio(results, size, mine, other, key, runs=results.format_runs)
+                for key in ("records_per_second", "peak_rss_kb", "growth_kb", "cpu_seconds")
+            ]
+            lines.append(f"| {size} | {mine} / {other} | " + " | ".join(_fmt(cell, ".2f") for cell in cells) + " |")
+    return lines
+
+
+def _verdict(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
+
+
+def _goals_report(results: Results) -> tuple[list[str], bool]:
+    """Issue 18's goals, each MET or MISSED with its numbers."""
+    lines = ["", "### Goals (issue 18)", ""]
+    all_met = True
+    sizes = [entry["label"] for entry in results.sizes]
+    for size in sizes:
+        ratio = _paired_ratio(results, size, "ours", "plain", "records_per_second")
+        if ratio != ratio:
+            lines.append(f"- {size}: ours / plain records/s: not measured: MISSED")
+            all_met = False
+            continue
+        ok = ratio >= THROUGHPUT_VS_PLAIN
+        all_met &= ok
+        warm = _paired_ratio(results, size, "ours-warm", "plain", "records_per_second")
+        lines.append(
+            f"- {size}: throughput {ratio:.2f}x plain httpx + json (goal >= {THROUGHPUT_VS_PLAIN}x): "
+            f"{_verdict(ok)} (ours-warm: {_fmt(warm, '.2f')}x)"
+        )
+    for size in sizes:
+        drained = _ok_runs(results, size, REFERENCE)
+        if not drained or _median([run.records for run in drained]) < DRAIN_GOAL_FROM_RECORDS:
+            continue
+        ratio = _paired_ratio(results, size, "ours", REFERENCE, "records_per_second")
+        ok = ratio == ratio and ratio >= THROUGHPUT_VS_DRAIN
+        all_met &= ok
+        warm = _paired_ratio(results, size, "ours-warm", REFERENCE, "records_per_second")
+        lines.append(
+            f"- {size}: throughput {_fmt(ratio, '.2f')}x the drain floor (goal >= {THROUGHPUT_VS_DRAIN}x): "
+            f"{_verdict(ok)} (ours-warm: {_fmt(warm, '.2f')}x)"
+        )
+    growths = {}
+    for size in sizes:
+        runs = _ok_runs(results, size, "ours")
+        if runs:
+            growths[size] = _median([(run.peak_rss_kb - run.baseline_rss_kb) / 1024 for run in runs])
+    if growths:
+        spread = max(growths.values()) - min(growths.values())
+        ok = max(growths.values()) <= FLAT_GROWTH_MB and spread <= FLAT_SPREAD_MB
+        all_met &= ok
+        shown = ", ".join(f"{size} {growth:.0f} MB" for size, growth in growths.items())
+        lines.append(
+            f"- flat memory: ours' peak - before {shown} (goal <= {FLAT_GROWTH_MB:.0f} MB at every size, "
+            f"spread <= {FLAT_SPREAD_MB:.0f} MB; spread {spread:.0f} MB): {_verdict(ok)}"
+        )
+    if results.imports:
+        runs = results.imports["runs"]
+        ours = _median([sample[0] for sample in runs["ours"]])
+        http = _median([sample[0] for sample in runs["HttpOperator"]])
+        ok = ours <= http
+        all_met &= ok
+        lines.append(
+            f"- import cost: ours {ours * 1000:.0f} ms, HttpOperator {http * 1000:.0f} ms, "
+            f"ratio {ours / http:.2f} (goal <= 1): {_verdict(ok)}"
+        )
+    return lines, all_met
+
+
 # ------------------------------------------------------------------------------------------------
 
 
@@ -598,6 +766,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--skip-landing", action="store_true")
     parser.add_argument("--skip-imports", action="store_true")
     parser.add_argument("--skip-sql", action="store_true", help="skip the SQL landing benchmark")
+    parser.add_argument("--skip-formats", action="store_true", help="skip the CSV and Parquet landings")
+    parser.add_argument(
+        "--format-sizes", help="comma-separated sizes of the CSV and Parquet landings (default 10k,100k)"
+    )
     parser.add_argument("--sql-sizes", help="comma-separated sizes of the SQL landing benchmark (default 100k)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     args = parser.parse_args(argv)
@@ -605,6 +777,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.sizes = sorted((harness.parse_size(name) for name in names), key=lambda size: size.zones)
     if args.import_runs is None:
         args.import_runs = 5 if args.quick else 7
+    format_names = args.format_sizes.split(",") if args.format_sizes else ("10k", "100k")
+    args.format_sizes = sorted((harness.parse_size(name) for name in format_names), key=lambda size: size.zones)
     sql_names = args.sql_sizes.split(",") if args.sql_sizes else sql_bench.DEFAULT_SIZES
     args.sql_sizes = sorted((harness.parse_size(name) for name in sql_names), key=lambda size: size.zones)
     return args
@@ -620,6 +794,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.skip_landing:
             landing_benchmark(args, results, workdir)
+        if not args.skip_formats:
+            formats_benchmark(args, results, workdir)
         if not args.skip_sql:
             repeats = args.repeats or 2
             results.sql, results.sql_unavailable = sql_bench.benchmark(args.sql_sizes, repeats, workdir, args.time_cap)
@@ -635,6 +811,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = asdict(results)
         payload["runs"] = [asdict(run) for run in results.runs]
         payload["sql"] = [asdict(run) for run in results.sql]
+        payload["format_runs"] = [asdict(run) for run in results.format_runs]
         args.json.write_text(json.dumps(payload, indent=2, default=str))
     print("All targets met." if all_met else "Some targets were MISSED (see above).")
     return 0

@@ -126,7 +126,7 @@ class _Utf8Reader:
     ``SpooledTemporaryFile`` (the hook's body spool) lacks ``readable()``.
     """
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes] | _Chain) -> None:
         self._raw = raw
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
 
@@ -187,53 +187,145 @@ class _TextScanner:
             return value
 
 
+class _Chain:
+    """``head`` bytes, then the rest of ``body``: the text scanner taking over from the fast path."""
+
+    def __init__(self, head: bytes, body: IO[bytes]) -> None:
+        self._head = head
+        self._body = body
+
+    def read(self, size: int) -> bytes:
+        if self._head:
+            head, self._head = self._head, b""
+            return head
+        return self._body.read(size)
+
+
+# Where the text scanner resumes inside the result array.
+_ARRAY_START, _NEXT_RECORD = "start", "next"
+
+USE_MSGSPEC = True
+"""Set to False to parse with the json module only (what Airflow 2 without msgspec does); tests."""
+
+_FAST_CHUNK = 1 << 20
+# With no record boundary in this many bytes (a body with whitespace between records, a huge
+# record), the text scanner takes over.
+_FAST_MAX_PENDING = 4 << 20
+_RECORD_BOUNDARY = b"},{"
+_RESULT_KEY = re.compile(rb'"result"[ \t\n\r]*:[ \t\n\r]*\[')
+
+
+def _json_loads_utf8(data: bytes) -> Any:
+    return json.loads(data.decode("utf-8"))  # strict UTF-8, as the text scanner decodes
+
+
+def _list_decoder() -> Any:
+    """``bytes -> value``: msgspec's decoder when it is installed, else the json module's.
+
+    Either accepts exactly the JSON the text scanner accepts (strict UTF-8, no control characters
+    in strings), except that msgspec also refuses ``NaN``, ``Infinity``, numbers out of a float's
+    range and lone surrogates: a chunk it refuses is parsed by the text scanner instead, which
+    decides as before.
+    """
+    if USE_MSGSPEC:
+        try:
+            from msgspec.json import Decoder
+        except ImportError:
+            pass
+        else:
+            return Decoder().decode
+    return _json_loads_utf8
+
+
 def iter_envelope_records(body: IO[bytes], status: int, endpoint: str) -> Iterator[dict[str, Any]]:
     """Yield the records of an envelope's ``result`` list while parsing the body once.
 
     The envelope's ``success`` flag may come before or after ``result``; when it comes after and
     is not true, the error is raised after the records were yielded, so consumers must treat
     their output as provisional until the iterator is exhausted (the sinks write atomically).
+
+    The fast path reads the body in chunks of 1 MiB and decodes every complete record of a chunk
+    in one call (msgspec, or the json module): the chunk is cut after the last ``},{`` such that
+    ``[`` + the records + ``]`` decodes as a list of objects. A cut inside a string or a nested
+    value never decodes (the text would end inside the string, or with unbalanced brackets), so
+    a successful decode proves the cut was between two records. Whatever the fast path does not
+    handle (an envelope that does not open with plain members before ``result``, whitespace
+    between records, a chunk the decoder refuses, the last record and the envelope's tail) goes
+    to the text scanner from where the fast path stopped: the same records, values and errors.
     """
-    scanner = _TextScanner(_Utf8Reader(body))
     envelope: dict[str, Any] = {}
+    head = body.read(_FAST_CHUNK)
+    resume: tuple[bytes, str] | None = None
+    fast = _fast_start(head, envelope)
+    if fast is None:
+        scanner = _TextScanner(_Utf8Reader(_Chain(head, body)))
+    else:
+        buffer, position = head, fast
+        decode = _list_decoder()
+        state = _ARRAY_START
+        while True:
+            cut = buffer.rfind(_RECORD_BOUNDARY, position)
+            if cut >= 0:
+                try:
+                    records = decode(b"[" + buffer[position : cut + 1] + b"]")
+                except Exception:  # refused: the text scanner decides (and names the error)
+                    records = None
+                if type(records) is not list or not set(map(type, records)) <= {dict}:
+                    break
+                yield from records
+                position, state = cut + 2, _NEXT_RECORD
+            elif len(buffer) - position > _FAST_MAX_PENDING:
+                break
+            data = body.read(_FAST_CHUNK)
+            if not data:
+                break
+            buffer = buffer[position:] + data
+            position = 0
+        resume = (buffer[position:], state)
+        scanner = _TextScanner(_Utf8Reader(_Chain(resume[0], body)))
+    yield from _scan_text(scanner, envelope, status, endpoint, None if resume is None else resume[1])
+
+
+def _fast_start(head: bytes, envelope: dict[str, Any]) -> int | None:
+    """Where the records start (just after ``"result": [``) when the envelope opens with plain
+    members and then ``result`` (the members go to ``envelope``); None: the text scanner parses
+    the whole body."""
+    match = _RESULT_KEY.search(head)
+    if match is None:
+        return None
+    prefix = head[: match.start()].rstrip(b" \t\n\r")
+    if prefix.lstrip(b" \t\n\r") == b"{":
+        members: Any = {}
+    elif prefix.endswith(b","):
+        try:
+            members = _json_loads_utf8(prefix[:-1] + b"}")
+        except ValueError:  # "result" inside a string or a nested value: not the envelope's
+            return None
+    else:
+        return None
+    if type(members) is not dict or "result" in members or ("success" in members and members["success"] is not True):
+        return None  # the text scanner handles these exactly as before (a failure before any record)
+    envelope.update(members)
+    envelope["result"] = []
+    return match.end()
+
+
+def _scan_text(
+    scanner: _TextScanner, envelope: dict[str, Any], status: int, endpoint: str, resume: str | None
+) -> Iterator[dict[str, Any]]:
+    """The envelope parsed by the text scanner, from its start (``resume`` None) or from inside
+    the result array (``"start"``: just after its ``[``; ``"next"``: a record follows)."""
     try:
-        scanner.expect("{")
-        if scanner.peek() == "}":
-            scanner.expect("}")
-        else:
-            while True:
-                key = scanner.value()
-                if not isinstance(key, str):
-                    raise ValueError("object key is not a string")
-                scanner.expect(":")
-                if key == "result" and scanner.peek() == "[":
-                    envelope["result"] = []
-                    scanner.expect("[")
-                    if scanner.peek() == "]":
-                        scanner.expect("]")
-                    else:
-                        while True:
-                            record = scanner.value()
-                            if not isinstance(record, dict):
-                                raise ValueError("a result item is not an object")
-                            yield record
-                            if scanner.peek() == ",":
-                                scanner.expect(",")
-                                continue
-                            scanner.expect("]")
-                            break
-                else:
-                    envelope[key] = scanner.value()
-                    if key == "success" and envelope[key] is not True:
-                        # Fail before yielding anything when the envelope says so up front.
-                        break
-                if scanner.peek() == ",":
-                    scanner.expect(",")
-                    continue
+        if resume is None:
+            scanner.expect("{")
+            if scanner.peek() == "}":
                 scanner.expect("}")
                 if scanner.peek() != "":
                     raise ValueError("data after the end of the envelope")
-                break
+            else:
+                yield from _members(scanner, envelope, None)
+        else:
+            yield from _members(scanner, envelope, resume)
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedBodyError(
             f"The response body is not valid JSON ({type(error).__name__}: {str(error)[:120]})",
@@ -247,3 +339,49 @@ def iter_envelope_records(body: IO[bytes], status: int, endpoint: str) -> Iterat
     result = envelope.get("result")
     if result is not None and not isinstance(result, list):
         raise MalformedBodyError("The envelope's result is not a list of records", status=status, endpoint=endpoint)
+
+
+def _members(scanner: _TextScanner, envelope: dict[str, Any], resume: str | None) -> Iterator[dict[str, Any]]:
+    """The envelope's members after its ``{`` (or from inside the result array, see ``_scan_text``)."""
+    while True:
+        if resume is not None:
+            yield from _records(scanner, resume)
+            resume = None
+        else:
+            key = scanner.value()
+            if not isinstance(key, str):
+                raise ValueError("object key is not a string")
+            scanner.expect(":")
+            if key == "result" and scanner.peek() == "[":
+                envelope["result"] = []
+                scanner.expect("[")
+                yield from _records(scanner, _ARRAY_START)
+            else:
+                envelope[key] = scanner.value()
+                if key == "success" and envelope[key] is not True:
+                    # Fail before yielding anything when the envelope says so up front.
+                    return
+        if scanner.peek() == ",":
+            scanner.expect(",")
+            continue
+        scanner.expect("}")
+        if scanner.peek() != "":
+            raise ValueError("data after the end of the envelope")
+        return
+
+
+def _records(scanner: _TextScanner, resume: str) -> Iterator[dict[str, Any]]:
+    """The records of the result array, up to and including its ``]``."""
+    if resume == _ARRAY_START and scanner.peek() == "]":
+        scanner.expect("]")
+        return
+    while True:
+        record = scanner.value()
+        if not isinstance(record, dict):
+            raise ValueError("a result item is not an object")
+        yield record
+        if scanner.peek() == ",":
+            scanner.expect(",")
+            continue
+        scanner.expect("]")
+        return

@@ -3,7 +3,10 @@
 Every request goes through :meth:`Transport._conversation`, a generator that decides what to do
 with each outcome; a sync driver (``httpx.Client``) and an async driver (``httpx.AsyncClient``,
 for triggers) only perform its sends and sleeps. Bodies are spooled in full inside the retry loop
-(so a connection cut mid-body is retried like any other transient failure) and then parsed once.
+(so a connection cut mid-body is retried like any other transient failure) and parsed once. For
+record streams on the sync driver, a body past 1 MiB is parsed while it is still being spooled
+(a download thread feeds the parser, see ``Transport._overlapped_records``); a cut after parsing
+began is retried the same way, and the retry must repeat, byte for byte, what was already read.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import asyncio
 import json
 import logging
 import tempfile
+import threading
 import time
+import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
@@ -31,6 +36,7 @@ from airflow_provider_cfbilling.hooks.envelope import (
     classify_error,
     iter_envelope_records,
 )
+from airflow_provider_cfbilling.hooks.pipe import Pipe, stream_piped
 from airflow_provider_cfbilling.hooks.settings import ConnectionSettings, parse_retry_after
 
 log = logging.getLogger("airflow_provider_cfbilling.hooks.cloudflare")
@@ -199,7 +205,77 @@ class Transport:
                 return finished.value  # type: ignore[no-any-return]
 
     def _records(self, call: _Call) -> Iterator[dict[str, Any]]:
-        return _iterate_body(self._run(call), call)
+        if not call.streams_records:
+            return _iterate_body(self._run(call), call)
+        return self._overlapped_records(call)
+
+    def _overlapped_records(self, call: _Call) -> Iterator[dict[str, Any]]:
+        """Records of a streamed call, parsed while the body still arrives (see :class:`Pipe`).
+
+        A thread drives the same retry conversation as :meth:`_run` and spools every body as
+        before; it also hands the bytes of a 2xx body to this thread. Until a 2xx body passes
+        ``_PARSE_WHOLE_LIMIT`` nothing changes: the call returns (or raises) once the
+        conversation ends, exactly as :meth:`_run`. Past it, the records are parsed as the bytes
+        arrive. A body cut after that is retried by the conversation as before; the parser then
+        checks that the new body starts with the bytes it has already read (byte for byte,
+        against the cut body's spool) and carries on from there, so no record is repeated or
+        lost. Should a retry return other bytes, or the retries run out, the records' iterator
+        raises (the sinks write atomically, so nothing partial is published).
+        """
+        pipe = Pipe(call.endpoint, stream_after=_PARSE_WHOLE_LIMIT)
+        thread = threading.Thread(target=self._drive_piped, args=(call, pipe), name="cfbilling-download", daemon=True)
+        thread.start()
+        try:
+            body = pipe.wait_for_start()
+        except BaseException:
+            pipe.cancel()
+            raise
+        if body is not None:  # the conversation ended before any 2xx body passed the limit
+            thread.join()
+            return _iterate_body(body, call)
+        records = stream_piped(pipe, call)
+        # An iterator dropped before its first record never runs its finally: stop the download then.
+        weakref.finalize(records, pipe.cancel)
+        return records
+
+    def _drive_piped(self, call: _Call, pipe: Pipe) -> None:
+        """The download thread: :meth:`_run`, sending with :meth:`_send_piped`; its outcome to ``pipe``."""
+        try:
+            conversation = self._conversation(call)
+            action = next(conversation)
+            while True:
+                try:
+                    if isinstance(action, _Sleep):
+                        time.sleep(action.seconds)
+                        action = conversation.send(None)
+                    else:
+                        action = conversation.send(self._send_piped(action.call, pipe))
+                except StopIteration as finished:
+                    pipe.finish(finished.value, None)
+                    return
+        except BaseException as error:  # handed to the parser's thread, which raises it
+            pipe.finish(None, error)
+
+    def _send_piped(self, call: _Call, pipe: Pipe) -> _Body | BaseException:
+        """:meth:`_send`, also handing a 2xx body's bytes to ``pipe`` as they arrive."""
+        client = self.get_conn()
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - handed to the caller
+        try:
+            with client.stream("GET", call.path, params=list(call.params)) as response:
+                piped = pipe.begin(response.status_code, spool)
+                size = 0
+                for chunk in response.iter_bytes():
+                    spool.write(chunk)
+                    size += len(chunk)
+                    if piped:
+                        pipe.data(chunk)
+                return _Body(response.status_code, response.headers.get("Retry-After"), spool, size)
+        except httpx.TransportError as error:
+            pipe.cut(spool)  # kept while the parser may compare the next attempt with it
+            return error
+        except BaseException:
+            pipe.cut(spool)
+            raise
 
     def _json(self, call: _Call) -> Any:
         body = self._run(call)

@@ -45,13 +45,13 @@ import gzip
 import io
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_cfbilling.records import Column
 from airflow_provider_cfbilling.sinks.destinations import COMPRESSIONS, FORMATS, OutputSpec, resolve_output
-from airflow_provider_cfbilling.sinks.encoding import _JSONL_BATCH, _Spool, _write_jsonl, encode_json
+from airflow_provider_cfbilling.sinks.encoding import _JSONL_BATCH, _Spool, _write_encoded, _write_jsonl, encode_json
 from airflow_provider_cfbilling.sinks.storage import (
     _compressed,
     _filesystem,
@@ -79,6 +79,21 @@ class WriteResult:
     records: int
     bytes: int
     sha256: str
+
+
+class _EncodedLines:
+    """Records already encoded as JSON Lines (``encode_json`` of each, one per line), in blocks
+    of ``(bytes, number of records)``: :func:`write_records` writes them as they are for JSON
+    Lines (the bytes it would have encoded) and reads them back as records for other formats."""
+
+    def __init__(self, blocks: Iterable[tuple[bytes, int]]) -> None:
+        self.blocks = blocks
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from airflow_provider_cfbilling.sinks.encoding import decode_lines
+
+        for block, _count in self.blocks:
+            yield from decode_lines(block)
 
 
 def write_records(
@@ -144,8 +159,11 @@ def write_records(
     path = _object_path(spec.uri, conn_id)
     if spec.file_format == "jsonl":
         with _open_atomic(path) as out, _compressed(out, spec.compression) as stream:
-            # Text lines need no row groups: small batches keep the peak low (measured by make bench).
-            count = _write_jsonl(records, stream, min(batch_size, _JSONL_BATCH))
+            if isinstance(records, _EncodedLines):
+                count = _write_encoded(records.blocks, stream)
+            else:
+                # Text lines need no row groups: small batches keep the peak low (measured by make bench).
+                count = _write_jsonl(records, stream, min(batch_size, _JSONL_BATCH))
     else:
         with _Spool(records, batch_size) as spool:
             count = spool.count

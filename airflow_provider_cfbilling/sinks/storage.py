@@ -70,10 +70,21 @@ def _object_path(uri: str, conn_id: str | None) -> ObjectStoragePath:
         path = ObjectStoragePath(uri, conn_id=conn_id) if conn_id else ObjectStoragePath(uri)
         # Resolve the filesystem now, so an unknown scheme is reported with the URI as the user
         # wrote it (Airflow 2's ObjectStoragePath renders 'foo://b/k' as 'foo:///b/k').
-        path.fs  # noqa: B018
+        if not _plain_local(path):
+            path.fs  # noqa: B018
     except ValueError as error:  # "Unsupported filesystem: 'foo'", "No filesystem registered for scheme foo"
         raise _no_filesystem(uri, uri.split(":", 1)[0], error) from error
     return path
+
+
+_LOCAL_FILESYSTEM: Any = None
+
+
+def _plain_local(path: ObjectStoragePath) -> bool:
+    """A ``file://`` path without a connection: Airflow's filesystem for it is always fsspec's
+    ``LocalFileSystem``, so the providers' filesystems (every installed provider's, ``boto3``
+    included: 0.2 s and 300 modules) need not be registered to find it."""
+    return getattr(path, "protocol", None) in ("file", "local") and not getattr(path, "conn_id", None)
 
 
 def _lineage_uri(uri: str) -> str:
@@ -243,6 +254,13 @@ _FILESYSTEM_PROVIDERS = {
 
 
 def _filesystem(path: ObjectStoragePath) -> Any:
+    global _LOCAL_FILESYSTEM
+    if _plain_local(path):
+        if _LOCAL_FILESYSTEM is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            _LOCAL_FILESYSTEM = LocalFileSystem()
+        return _LOCAL_FILESYSTEM
     try:
         return path.fs
     except ValueError as error:  # "No filesystem registered for scheme gs"
