@@ -15,7 +15,6 @@ from typing import Any
 
 from airflow_provider_cfbilling import __version__, manifests
 from airflow_provider_cfbilling import records as record_tools
-from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.partitions import DaySpool, DestinationTemplate, counting, days_of
 from airflow_provider_cfbilling.sinks import (
     OutputSpec,
@@ -37,14 +36,9 @@ NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"
 
 def output_spec(uri: str, file_format: str | None, conn_id: str | None) -> OutputSpec:
     """The validated output for one object (format, compression, a filesystem for its scheme)."""
-    try:
-        spec = resolve_output(uri, file_format)
-        check_filesystem(spec.uri, conn_id)
-        return spec
-    except CloudflareInputError:
-        raise
-    except ValueError as error:
-        raise CloudflareInputError("destination", str(error), "Fix the destination URI or file_format") from None
+    spec = resolve_output(uri, file_format)
+    check_filesystem(spec.uri, conn_id)
+    return spec
 
 
 def styled(records: Iterable[dict[str, Any]], key_style: str) -> Iterator[dict[str, Any]]:

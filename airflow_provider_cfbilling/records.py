@@ -10,6 +10,10 @@ properties as the spec lists them (the OpenAPI extract beside the repository, wh
 tests keep in ``tests/records/cloudflare_api_facts.json``).
 Records are never trimmed to these columns: unknown fields are kept, in either key style.
 
+Misuse by calling code (an unknown source or key style) raises ``ValueError``: this module imports
+nothing of Airflow or of the package, so it has no ``CloudflareInputError``; the checks of user
+input are :mod:`airflow_provider_cfbilling.validation`'s.
+
 Why one module of about 480 lines: a third of it is the column tables (data, read like the API
 documents), and the rest is small per-record functions that every path shares; split, a reader
 would go back and forth between the tables and the rules that read them.

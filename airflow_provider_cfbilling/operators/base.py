@@ -7,7 +7,6 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_cfbilling import records as record_tools
 from airflow_provider_cfbilling import validation, windows
 from airflow_provider_cfbilling.endpoints import V2_USAGE
 from airflow_provider_cfbilling.exceptions import CloudflareInputError
@@ -69,7 +68,7 @@ class CloudflareBillingBaseOperator(BaseOperator):
         self.destination = destination
         self.destination_conn_id = destination_conn_id
         self.file_format = file_format
-        self.key_style = record_tools.validate_key_style(key_style)
+        self.key_style = validation.key_style(key_style)
         validation.whole_number(
             max_xcom_records,
             "max_xcom_records",

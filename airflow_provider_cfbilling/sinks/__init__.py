@@ -49,6 +49,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.records import Column
 from airflow_provider_cfbilling.sinks.destinations import COMPRESSIONS, FORMATS, OutputSpec, resolve_output
 from airflow_provider_cfbilling.sinks.encoding import _JSONL_BATCH, _Spool, _write_encoded, _write_jsonl, encode_json
@@ -141,18 +142,23 @@ def write_records(
     :param batch_size: records per write (and per Parquet row group).
     :return: the URI, the format, the number of records, the size in bytes of the object and the
         SHA-256 of its bytes (computed while writing).
-    :raises ValueError: for a bad ``spec`` or ``batch_size``, or a documented value that does not
-        fit its documented type (CSV and Parquet, see above).
+    :raises CloudflareInputError: (a ``ValueError``) for a bad ``spec`` or ``batch_size``.
+    :raises ValueError: for a documented value that does not fit its documented type (CSV and
+        Parquet, see above).
     """
     if spec.file_format not in FORMATS:
         allowed = ", ".join(repr(fmt) for fmt in FORMATS)
-        raise ValueError(f"file_format must be one of {allowed}; got {spec.file_format!r}.")
+        raise CloudflareInputError(
+            "file_format", f"{spec.file_format!r} is not a file format", f"file_format must be one of {allowed}"
+        )
     if spec.compression not in (None, *COMPRESSIONS):
-        raise ValueError(f"compression must be 'gzip' or None; got {spec.compression!r}.")
+        raise CloudflareInputError(
+            "compression", f"{spec.compression!r} is not a compression", "compression must be 'gzip' or None"
+        )
     if spec.file_format == "parquet" and spec.compression:
-        raise ValueError("Parquet cannot be gzipped: set compression=None.")
+        raise CloudflareInputError("compression", "Parquet cannot be gzipped", "Set compression=None")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        raise CloudflareInputError("batch_size", f"{batch_size!r} is not a positive integer", "Use e.g. 10000")
     if spec.file_format == "parquet":
         _import_pyarrow()  # fail before consuming the records, with the install hint
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
-
+from airflow_provider_cfbilling.exceptions import CloudflareInputError
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +61,9 @@ def resolve_output(destination: str, file_format: str | None = None) -> OutputSp
 
     :param destination: the URI of the file to write.
     :param file_format: ``"jsonl"``, ``"csv"``, ``"parquet"`` or ``None`` (from the suffix).
-    :raises ValueError: naming the parameter and the fix, for an empty destination, a directory,
-        a relative path, a malformed or read-only URI, an unknown ``file_format``, a suffix that
-        contradicts ``file_format`` or ``.gz`` on Parquet.
+    :raises CloudflareInputError: (a ``ValueError``) naming the parameter and the fix, for an empty
+        destination, a directory, a relative path, a malformed or read-only URI, an unknown
+        ``file_format``, a suffix that contradicts ``file_format`` or ``.gz`` on Parquet.
     """
     uri = _normalise_destination(destination)
     name = uri.rsplit("/", 1)[-1].lower()
@@ -81,67 +79,77 @@ def resolve_output(destination: str, file_format: str | None = None) -> OutputSp
 
     chosen = _validate_file_format(file_format)
     if chosen is not None and suffix_format is not None and chosen != suffix_format:
-        raise ValueError(
-            f"destination {uri!r} ends in {suffix!r}, which means {suffix_format}, but "
-            f"file_format={file_format!r}: change the suffix to match, or leave file_format unset."
+        raise CloudflareInputError(
+            "destination",
+            f"{uri!r} ends in {suffix!r}, which means {suffix_format}, but file_format={file_format!r}",
+            "Change the suffix to match, or leave file_format unset",
         )
     fmt = chosen or suffix_format or "jsonl"
     if fmt == "parquet" and compression:
-        raise ValueError(
-            f"destination {uri!r} ends in '.gz', but Parquet is compressed internally and cannot be "
-            "gzipped: drop '.gz' from the destination (e.g. '.../usage.parquet')."
+        raise CloudflareInputError(
+            "destination",
+            f"{uri!r} ends in '.gz', but Parquet is compressed internally and cannot be gzipped",
+            "Drop '.gz' from the destination (e.g. '.../usage.parquet')",
         )
     return OutputSpec(uri=uri, file_format=fmt, compression=compression)
 
 
 def _normalise_destination(destination: Any) -> str:
     if not isinstance(destination, str) or not destination.strip():
-        raise ValueError(f"destination is empty: give the URI of a file to write, e.g. {_EXAMPLE}.")
+        raise CloudflareInputError("destination", "is empty", f"Give the URI of a file to write, e.g. {_EXAMPLE}")
     # A trailing newline from a rendered template is never meant to be part of a key.
     text = destination.strip()
     match = _URI.fullmatch(text)
     if match:
         scheme, rest = match["scheme"].lower(), match["rest"]
         if scheme in _READ_ONLY_SCHEMES:
-            raise ValueError(
-                f"destination {text!r} uses {scheme}://, which is read-only for Airflow's "
-                f"ObjectStoragePath: write to object storage instead, e.g. {_EXAMPLE}."
+            raise CloudflareInputError(
+                "destination",
+                f"{text!r} uses {scheme}://, which is read-only for Airflow's ObjectStoragePath",
+                f"Write to object storage instead, e.g. {_EXAMPLE}",
             )
         if scheme == "file":
             if not rest.startswith("/") or rest.startswith("//"):
-                raise ValueError(
-                    f"destination {text!r} is not an absolute file URI: write three slashes and an "
-                    "absolute path, e.g. 'file:///data/usage.jsonl'."
+                raise CloudflareInputError(
+                    "destination",
+                    f"{text!r} is not an absolute file URI",
+                    "Write three slashes and an absolute path, e.g. 'file:///data/usage.jsonl'",
                 )
         elif not rest or rest.startswith("/"):
-            raise ValueError(
-                f"destination {text!r} has no bucket or container: write "
-                f"{scheme}://<bucket>/<key>, e.g. '{scheme}://my-bucket/cloudflare/usage.jsonl'."
+            raise CloudflareInputError(
+                "destination",
+                f"{text!r} has no bucket or container",
+                f"Write {scheme}://<bucket>/<key>, e.g. '{scheme}://my-bucket/cloudflare/usage.jsonl'",
             )
         elif "/" not in rest.split("@", 1)[-1]:
-            raise ValueError(
-                f"destination {text!r} names a bucket, not a file: add the object key, e.g. "
-                f"'{text.rstrip('/')}/cloudflare/usage.jsonl'."
+            raise CloudflareInputError(
+                "destination",
+                f"{text!r} names a bucket, not a file",
+                f"Add the object key, e.g. '{text.rstrip('/')}/cloudflare/usage.jsonl'",
             )
         uri = f"{scheme}://{rest}"
     elif text.startswith("/") and not text.startswith("//"):
         uri = "file://" + text
     elif re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", text):
-        raise ValueError(
-            f"destination {text!r} is not a URI Airflow's ObjectStoragePath understands: write "
-            f"scheme://bucket/key (two slashes), e.g. {_EXAMPLE}."
+        raise CloudflareInputError(
+            "destination",
+            f"{text!r} is not a URI Airflow's ObjectStoragePath understands",
+            f"Write scheme://bucket/key (two slashes), e.g. {_EXAMPLE}",
         )
     else:
-        raise ValueError(
-            f"destination {text!r} is a relative path: give an absolute path ('/data/usage.jsonl') "
-            f"or a URI, e.g. {_EXAMPLE}."
+        raise CloudflareInputError(
+            "destination",
+            f"{text!r} is a relative path",
+            f"Give an absolute path ('/data/usage.jsonl') or a URI, e.g. {_EXAMPLE}",
         )
     if uri.endswith("/"):
-        raise ValueError(
-            f"destination {text!r} ends with '/', so it names a directory: add a file name, e.g. '{text}usage.jsonl'."
+        raise CloudflareInputError(
+            "destination",
+            f"{text!r} ends with '/', so it names a directory",
+            f"Add a file name, e.g. '{text}usage.jsonl'",
         )
     if uri.rsplit("/", 1)[-1] in (".", ".."):
-        raise ValueError(f"destination {text!r} does not name a file: add a file name, e.g. {_EXAMPLE}.")
+        raise CloudflareInputError("destination", f"{text!r} does not name a file", f"Add a file name, e.g. {_EXAMPLE}")
     return uri
 
 
@@ -152,8 +160,9 @@ def _validate_file_format(file_format: Any) -> str | None:
     if normalised not in FORMATS:
         allowed = ", ".join(repr(fmt) for fmt in FORMATS)
         hint = " (JSON Lines is 'jsonl')" if normalised in ("json", "ndjson") else ""
-        raise ValueError(
-            f"file_format must be one of {allowed}, or None to take it from the destination's "
-            f"suffix{hint}; got {file_format!r}."
+        raise CloudflareInputError(
+            "file_format",
+            f"{file_format!r} is not a file format",
+            f"file_format must be one of {allowed}, or None to take it from the destination's suffix{hint}",
         )
     return str(normalised)

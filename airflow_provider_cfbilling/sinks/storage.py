@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
+from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.sinks.destinations import _URI
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def object_sha256(uri: str, conn_id: str | None = None) -> str | None:
 
 
 def check_filesystem(uri: str, conn_id: str | None = None) -> None:
-    """Raise the ``ValueError`` :func:`write_records` would raise for a destination Airflow has no
+    """Raise the ``CloudflareInputError`` :func:`write_records` would raise for a destination Airflow has no
     filesystem for (naming the provider to install), without reading or writing anything."""
     _filesystem(_object_path(uri, conn_id))
 
@@ -267,10 +268,12 @@ def _filesystem(path: ObjectStoragePath) -> Any:
         raise _no_filesystem(str(path), path.protocol or "file", error) from error
 
 
-def _no_filesystem(uri: str, scheme: str, error: Exception) -> ValueError:
+def _no_filesystem(uri: str, scheme: str, error: Exception) -> CloudflareInputError:
     provider = _FILESYSTEM_PROVIDERS.get(scheme)
-    hint = f"install {provider}" if provider else "install the Airflow provider that supplies it"
-    return ValueError(f"destination {uri!r}: Airflow has no filesystem for {scheme}:// here ({error}); {hint}.")
+    hint = f"Install {provider}" if provider else "Install the Airflow provider that supplies it"
+    return CloudflareInputError(
+        "destination", f"{uri!r}: Airflow has no filesystem for {scheme}:// here ({error})", hint
+    )
 
 
 def _atomic_target(path: ObjectStoragePath) -> _LocalReplace | _Transactional | _TemporarySibling:

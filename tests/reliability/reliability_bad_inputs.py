@@ -194,7 +194,7 @@ CASES: tuple[BadInput, ...] = (
         "v2",
         "`usage.csv` with `file_format='parquet'`",
         "destination",
-        "change the suffix to match",
+        "Change the suffix to match",
         "run",
         {"destination": "{dest}/usage.csv", "file_format": "parquet"},
     ),

@@ -87,7 +87,7 @@ def _unless_installed(module: str):
             "apache-airflow-providers-microsoft-azure",
             marks=_unless_installed("airflow.providers.microsoft.azure"),
         ),
-        ("nosuchfs://bucket/usage.jsonl", "install the Airflow provider that supplies it"),
+        ("nosuchfs://bucket/usage.jsonl", "Install the Airflow provider that supplies it"),
     ],
 )
 def test_a_scheme_without_a_filesystem_says_what_to_install_before_reading_any_record(uri, hint):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_cfbilling.exceptions import CloudflareInputError
 from airflow_provider_cfbilling.sinks import FORMATS, OutputSpec, resolve_output
 
 
@@ -63,12 +64,12 @@ def test_the_spec_is_a_frozen_value():
 @pytest.mark.parametrize(
     ("destination", "file_format", "expected_parts"),
     [
-        ("", None, ["destination is empty", "s3://"]),
-        ("   ", None, ["destination is empty"]),
-        (None, None, ["destination is empty"]),
-        ("s3://bucket/usage/", None, ["destination", "ends with '/'", "directory", "add a file name"]),
-        ("file:///data/usage/", None, ["destination", "directory", "add a file name"]),
-        ("s3://bucket", None, ["destination", "names a bucket, not a file", "add the object key"]),
+        ("", None, ["destination: is empty", "s3://"]),
+        ("   ", None, ["destination: is empty"]),
+        (None, None, ["destination: is empty"]),
+        ("s3://bucket/usage/", None, ["destination", "ends with '/'", "directory", "Add a file name"]),
+        ("file:///data/usage/", None, ["destination", "directory", "Add a file name"]),
+        ("s3://bucket", None, ["destination", "names a bucket, not a file", "Add the object key"]),
         ("s3://", None, ["destination", "no bucket", "s3://<bucket>/<key>"]),
         ("s3:///usage.jsonl", None, ["destination", "no bucket"]),
         ("data/usage.jsonl", None, ["destination", "relative path", "absolute path", "URI"]),
@@ -80,19 +81,19 @@ def test_the_spec_is_a_frozen_value():
         ("//bucket/usage.jsonl", None, ["destination", "relative path"]),
         ("s3://bucket/usage.jsonl", "xml", ["file_format must be one of 'jsonl', 'csv', 'parquet'", "'xml'"]),
         ("s3://bucket/usage.jsonl", "json", ["file_format", "JSON Lines is 'jsonl'"]),
-        ("s3://bucket/usage.jsonl", 3, ["file_format", "got 3"]),
+        ("s3://bucket/usage.jsonl", 3, ["file_format", "3 is not a file format"]),
         (
             "s3://bucket/usage.csv",
             "parquet",
-            ["destination", "ends in '.csv'", "csv", "file_format='parquet'", "change the suffix"],
+            ["destination", "ends in '.csv'", "csv", "file_format='parquet'", "Change the suffix"],
         ),
         ("s3://bucket/usage.jsonl.gz", "csv", ["ends in '.jsonl'", "file_format='csv'"]),
-        ("s3://bucket/usage.parquet.gz", None, ["'.gz'", "Parquet", "drop '.gz'"]),
-        ("s3://bucket/usage.gz", "parquet", ["'.gz'", "Parquet", "drop '.gz'"]),
+        ("s3://bucket/usage.parquet.gz", None, ["'.gz'", "Parquet", "Drop '.gz'"]),
+        ("s3://bucket/usage.gz", "parquet", ["'.gz'", "Parquet", "Drop '.gz'"]),
     ],
 )
 def test_bad_input_is_a_value_error_naming_the_parameter_and_the_fix(destination, file_format, expected_parts):
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(CloudflareInputError) as error:  # a ValueError too
         resolve_output(destination, file_format)
     message = str(error.value)
     for part in expected_parts:
