@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -190,8 +190,9 @@ class Transport:
             ) from error
         raise error
 
-    def _run(self, call: _Call) -> _Body:
-        """The sync driver of :meth:`_conversation`."""
+    def _run(self, call: _Call, send: Callable[[_Call], _Body | BaseException] | None = None) -> _Body:
+        """The sync driver of :meth:`_conversation`; ``send`` performs one attempt (:meth:`_send`)."""
+        send = send or self._send
         conversation = self._conversation(call)
         action = next(conversation)
         while True:
@@ -200,7 +201,7 @@ class Transport:
                     time.sleep(action.seconds)
                     action = conversation.send(None)
                 else:
-                    action = conversation.send(self._send(action.call))
+                    action = conversation.send(send(action.call))
             except StopIteration as finished:
                 return finished.value  # type: ignore[no-any-return]
 
@@ -241,20 +242,11 @@ class Transport:
     def _drive_piped(self, call: _Call, pipe: Pipe) -> None:
         """The download thread: :meth:`_run`, sending with :meth:`_send_piped`; its outcome to ``pipe``."""
         try:
-            conversation = self._conversation(call)
-            action = next(conversation)
-            while True:
-                try:
-                    if isinstance(action, _Sleep):
-                        time.sleep(action.seconds)
-                        action = conversation.send(None)
-                    else:
-                        action = conversation.send(self._send_piped(action.call, pipe))
-                except StopIteration as finished:
-                    pipe.finish(finished.value, None)
-                    return
+            body = self._run(call, lambda attempt: self._send_piped(attempt, pipe))
         except BaseException as error:  # handed to the parser's thread, which raises it
             pipe.finish(None, error)
+        else:
+            pipe.finish(body, None)
 
     def _send_piped(self, call: _Call, pipe: Pipe) -> _Body | BaseException:
         """:meth:`_send`, also handing a 2xx body's bytes to ``pipe`` as they arrive."""
