@@ -292,17 +292,18 @@ def run_daily_example(demo: ModuleType, workdir: Path) -> list[dict[str, Any]]:
     log.write_text("")
     # The emulator publishes a day 6 h after it ends: noon of the next day is past that (as in the demo).
     clock = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(12), tzinfo=dt.timezone.utc)
-    with demo.running_emulator(clock, workdir / "emulator.log") as (base_url, pid):
+    processes = demo.supervisor(workdir)  # its logs go to workdir: the Airflow commands append to airflow.log
+    with demo.running_emulator(clock, workdir / "emulator.log", processes=processes) as (base_url, pid):
         say(f"Emulator from the wheel (pid {pid}) on {base_url}")
         env = demo.airflow_environment(airflow_home, base_url, lake, workdir / "cloudflare_usage.db")
-        demo.airflow(["providers", "list"], env, log)
+        demo.airflow(processes, ["providers", "list"], env, log)
         if DISTRIBUTION not in log.read_text(errors="replace"):
             raise DistError(f"'airflow providers list' does not list {DISTRIBUTION} (log: {log})")
         say(f"airflow providers list: {DISTRIBUTION} registered")
-        demo.airflow(["db", "migrate"], env, log)
+        demo.airflow(processes, ["db", "migrate"], env, log)
         run_date = (day + dt.timedelta(days=1)).isoformat()
         say(f"airflow dags test {demo.DAG_ID} {run_date} (Airflow's output: {log})")
-        demo.airflow(["dags", "test", demo.DAG_ID, run_date], env, log)
+        demo.airflow(processes, ["dags", "test", demo.DAG_ID, run_date], env, log)
     partition = lake / "usage_v2" / f"account_id={demo.ACCOUNT_ID}" / f"charge_date={day.isoformat()}"
     landed, manifest = partition / "usage.jsonl", partition / "_usage.jsonl.manifest.json"
     if not landed.is_file() or not manifest.is_file():
