@@ -39,7 +39,6 @@ TRANSIENT_ERRORS: dict[str, type[CloudflareAPIError]] = {
 }
 
 
-
 def is_transient(error: BaseException) -> bool:
     """Whether waiting (and asking again later) can cure ``error``: the provider's errors say so
     themselves (``retryable``).
@@ -113,7 +112,6 @@ def error_event_payload(
     elif isinstance(error, CloudflareInputError):
         payload.update(parameter=error.parameter, problem=redact(error.problem), fix=redact(error.fix))
     return payload
-
 
 
 def error_from_event(event: dict[str, Any]) -> Exception:

@@ -215,6 +215,6 @@ def key_style(value: Any) -> str:
     """How record keys are written: ``"snake"`` or ``"api"`` (:data:`records.KEY_STYLES`)."""
     if value not in KEY_STYLES:
         raise CloudflareInputError(
-            "key_style", f"{value!r} is not a key style", "Use key_style='snake' (default) or key_style='api'"
+            "key_style", f"{value!r} is not a key style", "Use key_style='api' or key_style='snake'"
         )
     return str(value)

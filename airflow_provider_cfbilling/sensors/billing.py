@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 # Without the anchor (its info endpoint failing), a range this long contains every anchor day.
 _ANCHOR_FALLBACK_DAYS = 30
+
+
 @dataclass(frozen=True)
 class _Check:
     """The rendered, validated parameters of one run's checks."""
