@@ -13,13 +13,20 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Generic, Protocol, TypeVar
 
 from airflow_provider_cfbilling.exceptions import CloudflareServerError
 from airflow_provider_cfbilling.hooks.envelope import iter_envelope_records
 
-if TYPE_CHECKING:
-    from airflow_provider_cfbilling.hooks.transport import _Body, _Call
+
+class SpooledBody(Protocol):
+    """What the download thread ends with (the transport's ``_Body``), as far as the pipe reads it."""
+
+    spool: IO[bytes]
+    parsed: bool
+
+
+Outcome = TypeVar("Outcome", bound=SpooledBody)
 
 # The most body bytes waiting between the download thread and the parser: past it, the download
 # waits (the parser is faster than the emulator and than most links, so it rarely does).
@@ -30,7 +37,7 @@ class Cancelled(Exception):
     """The parser stopped reading: the download thread ends."""
 
 
-class Pipe:
+class Pipe(Generic[Outcome]):
     """A 2xx body's bytes, from the download thread (``begin``, ``data``, ``cut``, ``finish``)
     to the parser (``wait_for_start``, ``read``), with the checks that make a retried body safe
     to continue."""
@@ -47,7 +54,7 @@ class Pipe:
         self._received = 0  # bytes of the current attempt
         self._spools: dict[int, IO[bytes]] = {}  # attempt -> its spool, while it may be compared
         self._done = False
-        self._outcome: _Body | None = None
+        self._outcome: Outcome | None = None
         self._error: BaseException | None = None
         self._cancelled = False
         self._status = 0
@@ -100,7 +107,7 @@ class Pipe:
         if not keep:
             spool.close()
 
-    def finish(self, body: _Body | None, error: BaseException | None) -> None:
+    def finish(self, body: Outcome | None, error: BaseException | None) -> None:
         with self._lock:
             self._done, self._outcome, self._error = True, body, error
             cancelled = self._cancelled
@@ -110,7 +117,7 @@ class Pipe:
 
     # -- the parser's thread -------------------------------------------------------------------
 
-    def wait_for_start(self) -> _Body | None:
+    def wait_for_start(self) -> Outcome | None:
         """The conversation's body when it ends first (raising its error); None once a 2xx body
         has passed ``_PARSE_WHOLE_LIMIT`` (then :meth:`read` streams it)."""
         with self._lock:
@@ -245,10 +252,11 @@ def _faster_switching(on: bool) -> None:
                 sys.setswitchinterval(_saved_interval)
 
 
-def stream_piped(pipe: Pipe, call: _Call) -> Iterator[dict[str, Any]]:
+def stream_piped(pipe: Pipe[Any]) -> Iterator[dict[str, Any]]:
+    """The records of the body the parser reads from ``pipe``; the download stops when they do."""
     _faster_switching(True)
     try:
-        yield from iter_envelope_records(pipe, pipe.status, call.endpoint)  # type: ignore[arg-type]
+        yield from iter_envelope_records(pipe, pipe.status, pipe.endpoint)  # type: ignore[arg-type]
     finally:
         _faster_switching(False)
         pipe.cancel()

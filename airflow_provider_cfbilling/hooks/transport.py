@@ -223,7 +223,7 @@ class Transport:
         lost. Should a retry return other bytes, or the retries run out, the records' iterator
         raises (the sinks write atomically, so nothing partial is published).
         """
-        pipe = Pipe(call.endpoint, stream_after=_PARSE_WHOLE_LIMIT)
+        pipe: Pipe[_Body] = Pipe(call.endpoint, stream_after=_PARSE_WHOLE_LIMIT)
         thread = threading.Thread(target=self._drive_piped, args=(call, pipe), name="cfbilling-download", daemon=True)
         thread.start()
         try:
@@ -234,12 +234,12 @@ class Transport:
         if body is not None:  # the conversation ended before any 2xx body passed the limit
             thread.join()
             return _iterate_body(body, call)
-        records = stream_piped(pipe, call)
+        records = stream_piped(pipe)
         # An iterator dropped before its first record never runs its finally: stop the download then.
         weakref.finalize(records, pipe.cancel)
         return records
 
-    def _drive_piped(self, call: _Call, pipe: Pipe) -> None:
+    def _drive_piped(self, call: _Call, pipe: Pipe[_Body]) -> None:
         """The download thread: :meth:`_run`, sending with :meth:`_send_piped`; its outcome to ``pipe``."""
         try:
             body = self._run(call, lambda attempt: self._send_piped(attempt, pipe))
@@ -248,7 +248,7 @@ class Transport:
         else:
             pipe.finish(body, None)
 
-    def _send_piped(self, call: _Call, pipe: Pipe) -> _Body | BaseException:
+    def _send_piped(self, call: _Call, pipe: Pipe[_Body]) -> _Body | BaseException:
         """:meth:`_send`, also handing a 2xx body's bytes to ``pipe`` as they arrive."""
         client = self.get_conn()
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - handed to the caller
