@@ -1,8 +1,8 @@
 """Reading a package's import graph from its source, and finding cycles in it.
 
-Every ``import`` statement counts, at module level or inside a function or class, so an import
-hidden in a function to dodge a circle counts too. Imports under ``if TYPE_CHECKING:`` are left
-out: they never run.
+Every ``import`` statement counts, at module level, inside a function or class, or under
+``if TYPE_CHECKING:``: an import hidden in a function to dodge a circle is still a circle, and so is
+one that only annotations need (a reader still has to hold both modules in their head at once).
 """
 
 from __future__ import annotations
@@ -23,24 +23,11 @@ def module_files(package: str, directory: Path) -> dict[str, Path]:
     return modules
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _import_nodes(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Every import statement below ``node`` at any depth, except in ``if TYPE_CHECKING:`` bodies."""
-    for child in ast.iter_child_nodes(node):
+    """Every import statement below ``node``, at any depth."""
+    for child in ast.walk(node):
         if isinstance(child, (ast.Import, ast.ImportFrom)):
             yield child
-        elif isinstance(child, ast.If) and _is_type_checking(child.test):
-            for statement in child.orelse:
-                if isinstance(statement, (ast.Import, ast.ImportFrom)):
-                    yield statement
-                yield from _import_nodes(statement)
-        else:
-            yield from _import_nodes(child)
 
 
 def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:

@@ -1,6 +1,6 @@
 """The package's modules import each other one way only (issue 17): no cycle, counting imports
-inside functions (a function-level import that dodges a circle at import time is still a circle a
-reader has to untangle). The emulator has its own, stricter checks in tests/emulator."""
+inside functions and under ``if TYPE_CHECKING:`` (an import that dodges a circle at import time is
+still a circle a reader has to untangle). The emulator has its own, stricter checks in tests/emulator."""
 
 from __future__ import annotations
 

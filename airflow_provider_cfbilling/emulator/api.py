@@ -23,14 +23,14 @@ from airflow_provider_cfbilling.emulator.organizations import ORGANIZATION_ID_PA
 from airflow_provider_cfbilling.emulator.responses import ApiError, Request, Response, error_response
 
 if TYPE_CHECKING:
-    from airflow_provider_cfbilling.emulator.core import Emulator
+    from airflow_provider_cfbilling.emulator.state import EmulatorState
 
 _VERIFY_ROUTES = ("user-verify", "account-verify")
 _PAYGO_ROUTES = ("paygo", "paygo-usage", "billable-usage")
 _PAYGO_INFO_ROUTES = ("paygo-usage-info", "billable-usage-info")
 
 
-def handle(emu: Emulator, request: Request, route: str, params: Mapping[str, str]) -> Response:
+def handle(emu: EmulatorState, request: Request, route: str, params: Mapping[str, str]) -> Response:
     """Answer one request to a known or unknown route (faults and rate limits are applied elsewhere)."""
     try:
         if route == "unknown":

@@ -41,7 +41,7 @@ from airflow_provider_cfbilling.emulator.restatements import Restatement
 from airflow_provider_cfbilling.emulator.urls import CONTROL_PREFIX, LOOPBACK_CLIENTS
 
 if TYPE_CHECKING:
-    from airflow_provider_cfbilling.emulator.core import Emulator
+    from airflow_provider_cfbilling.emulator.state import EmulatorState
 
 _JSON = "application/json"
 
@@ -74,11 +74,11 @@ def _one(query: Mapping[str, list[str]], name: str, default: str | None = None) 
     return values[0]
 
 
-def _faults_state(emu: Emulator) -> dict[str, Any]:
+def _faults_state(emu: EmulatorState) -> dict[str, Any]:
     return {"faults": emu.faults, "rate_limit": emu.settings()["rate_limit"], "route_counts": emu.route_counts()}
 
 
-def _post_faults(emu: Emulator, payload: Any) -> None:
+def _post_faults(emu: EmulatorState, payload: Any) -> None:
     if isinstance(payload, (str, list)):
         payload = {"faults": payload}
     if not isinstance(payload, Mapping):
@@ -105,7 +105,7 @@ def _post_faults(emu: Emulator, payload: Any) -> None:
             )
 
 
-def _post_clock(emu: Emulator, payload: Any) -> None:
+def _post_clock(emu: EmulatorState, payload: Any) -> None:
     if not isinstance(payload, Mapping):
         raise _ControlError(400, "send an object: {'set': iso} or {'advance_seconds': n} or {'real': true}")
     if payload.get("real"):
@@ -116,7 +116,7 @@ def _post_clock(emu: Emulator, payload: Any) -> None:
         emu.advance_clock(float(payload["advance_seconds"]))
 
 
-def _post_restate(emu: Emulator, payload: Any) -> None:
+def _post_restate(emu: EmulatorState, payload: Any) -> None:
     items = payload if isinstance(payload, list) else [payload]
     if not items or not all(isinstance(item, (str, Mapping)) for item in items):
         raise _ControlError(
@@ -127,13 +127,13 @@ def _post_restate(emu: Emulator, payload: Any) -> None:
         emu.add_restatement(restatement)
 
 
-def _delete_restate(emu: Emulator, query: Mapping[str, list[str]]) -> int:
+def _delete_restate(emu: EmulatorState, query: Mapping[str, list[str]]) -> int:
     account_id = _one(query, "account_id", "") or None
     day = _one(query, "day", "") or None
     return emu.clear_restatements(account_id, day)
 
 
-def _expected(emu: Emulator, query: Mapping[str, list[str]]) -> tuple[int, bytes, str]:
+def _expected(emu: EmulatorState, query: Mapping[str, list[str]]) -> tuple[int, bytes, str]:
     organization_id = _one(query, "organization_id", "")
     source = _one(query, "source", "v2")
     records: list[dict[str, Any]]
@@ -156,15 +156,22 @@ def _expected(emu: Emulator, query: Mapping[str, list[str]]) -> tuple[int, bytes
 
 
 def handle_control(
-    emu: Emulator, method: str, path: str, query: Mapping[str, list[str]], body: bytes, client_host: str
+    emu: EmulatorState,
+    method: str,
+    path: str,
+    query: Mapping[str, list[str]],
+    body: bytes,
+    client_host: str,
+    base_url: str,
 ) -> tuple[int, bytes, str]:
-    """Answer one control request: (status, body, content type)."""
+    """Answer one control request: (status, body, content type). ``base_url`` is the API base URL of
+    the server that received it (for ``health``)."""
     if client_host not in LOOPBACK_CLIENTS:
         return _json({"error": "the control API is for loopback clients only"}, 403)
     action = path[len(CONTROL_PREFIX) :].strip("/")
     try:
         if action == "health" and method == "GET":
-            return _json({"ok": True, "base_url": emu.base_url, "now": emu.clock.describe()["now"]})
+            return _json({"ok": True, "base_url": base_url, "now": emu.clock.describe()["now"]})
         if action == "requests":
             if method == "GET":
                 return _json(emu.request_log)

@@ -34,10 +34,10 @@ from airflow_provider_cfbilling.emulator.params import (
 from airflow_provider_cfbilling.emulator.responses import Request, Response, envelope, records_body
 
 if TYPE_CHECKING:
-    from airflow_provider_cfbilling.emulator.core import Emulator
+    from airflow_provider_cfbilling.emulator.state import EmulatorState
 
 
-def _available(emu: Emulator, days: Iterable[date], now: datetime) -> list[date]:
+def _available(emu: EmulatorState, days: Iterable[date], now: datetime) -> list[date]:
     return [day for day in days if emu.is_available(day, now)]
 
 
@@ -50,7 +50,7 @@ def _shuffled(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return [records[index] for index in order]
 
 
-def _records_response(emu: Emulator, records: Callable[[], Iterator[dict[str, Any]]]) -> Response:
+def _records_response(emu: EmulatorState, records: Callable[[], Iterator[dict[str, Any]]]) -> Response:
     """A 200 whose body lists ``records()`` (called again to regenerate the same bytes), shuffled per
     response with ``shuffle_records``."""
     shuffle_key = emu.traffic.next_shuffle_key(emu.seed) if emu.shuffle_records else None
@@ -66,7 +66,7 @@ def _records_response(emu: Emulator, records: Callable[[], Iterator[dict[str, An
 
 
 def _usage_response(
-    emu: Emulator, account_id: str, days: list[date], source: str, metric_ids: frozenset[str] | None
+    emu: EmulatorState, account_id: str, days: list[date], source: str, metric_ids: frozenset[str] | None
 ) -> Response:
     data = emu.account_data(account_id)
     # Fixed now, so the body regenerates the same bytes even if the emulator changes in between.
@@ -74,7 +74,7 @@ def _usage_response(
     return _records_response(emu, lambda: shapes.records(data, days, source, metric_ids, restated))
 
 
-def handle_v2(emu: Emulator, request: Request, account_id: str, now: datetime) -> Response:
+def handle_v2(emu: EmulatorState, request: Request, account_id: str, now: datetime) -> Response:
     query = request.query
     days = v2_days(query, now, MAX_V2_RANGE_DAYS, emu.to_inclusive)
     metric_ids: frozenset[str] | None = None
@@ -90,7 +90,7 @@ def handle_v2(emu: Emulator, request: Request, account_id: str, now: datetime) -
     return _usage_response(emu, account_id, _available(emu, days, now), "v2", metric_ids)
 
 
-def handle_organization_v2(emu: Emulator, request: Request, organization_id: str, now: datetime) -> Response:
+def handle_organization_v2(emu: EmulatorState, request: Request, organization_id: str, now: datetime) -> Response:
     """Every account's v2 records, by day and then by account in the organization's order: for each day
     exactly what the account route serves for it. No metric filter (the SDK has none); an unknown
     organization, or one without accounts, is an empty list."""
@@ -109,7 +109,7 @@ def handle_organization_v2(emu: Emulator, request: Request, organization_id: str
     return _records_response(emu, records)
 
 
-def handle_history(emu: Emulator, request: Request, account_id: str, now: datetime) -> Response:
+def handle_history(emu: EmulatorState, request: Request, account_id: str, now: datetime) -> Response:
     """One page of the billing history (V4PagePaginationArray): ``[]`` past the last page, unless the
     ``history_repeat_pages`` switch makes every page the first one."""
     query = request.query
@@ -126,11 +126,11 @@ def handle_history(emu: Emulator, request: Request, account_id: str, now: dateti
     return Response(200, envelope(chunk, result_info=info))
 
 
-def handle_subscriptions(emu: Emulator, account_id: str, now: datetime) -> Response:
+def handle_subscriptions(emu: EmulatorState, account_id: str, now: datetime) -> Response:
     return Response(200, envelope(subscriptions(emu.account_data(account_id), now)))
 
 
-def handle_paygo(emu: Emulator, request: Request, account_id: str, route: str, now: datetime) -> Response:
+def handle_paygo(emu: EmulatorState, request: Request, account_id: str, route: str, now: datetime) -> Response:
     data = emu.account_data(account_id)
     start = date_param(request.query, "from")
     end = date_param(request.query, "to")
@@ -154,12 +154,12 @@ def handle_paygo(emu: Emulator, request: Request, account_id: str, route: str, n
     return _usage_response(emu, account_id, _available(emu, days, now), route, None)
 
 
-def handle_info(emu: Emulator, account_id: str) -> Response:
+def handle_info(emu: EmulatorState, account_id: str) -> Response:
     data = emu.account_data(account_id)
     return Response(200, envelope({"covered": True, "subscriptions": [data.subscription_info()]}))
 
 
-def handle_profile(emu: Emulator, account_id: str, now: datetime) -> Response:
+def handle_profile(emu: EmulatorState, account_id: str, now: datetime) -> Response:
     data = emu.account_data(account_id)
     next_bill = data.billing_period(now.date())[1]
     profile = {
@@ -219,7 +219,7 @@ def handle_verify(token: ApiToken | None) -> Response:
     return Response(200, envelope(result, [{"code": 10000, "message": message, "type": None}]))
 
 
-def handle_account(emu: Emulator, account_id: str) -> Response:
+def handle_account(emu: EmulatorState, account_id: str) -> Response:
     data = emu.account_data(account_id)
     account = {
         "id": account_id,

@@ -29,11 +29,11 @@ from airflow_provider_cfbilling.emulator.clock import format_instant
 from airflow_provider_cfbilling.emulator.control import handle_control
 from airflow_provider_cfbilling.emulator.responses import ApiError, Request, Response, error_response
 from airflow_provider_cfbilling.emulator.routes import route_request
-from airflow_provider_cfbilling.emulator.urls import API_PREFIX, CONTROL_PREFIX, LOOPBACK_CLIENTS, under
+from airflow_provider_cfbilling.emulator.urls import API_PREFIX, CONTROL_PREFIX, LOOPBACK_CLIENTS, api_url, under
 
 if TYPE_CHECKING:
-    from airflow_provider_cfbilling.emulator.core import Emulator
     from airflow_provider_cfbilling.emulator.faults import Fault
+    from airflow_provider_cfbilling.emulator.state import EmulatorState
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_CONNECTIONS = 256
@@ -59,7 +59,7 @@ def retry_after_value(seconds: float, http_date: bool) -> str:
 class RunningServer:
     """A started :class:`EmulatorHTTPServer` for ``emulator`` and the thread that serves it."""
 
-    def __init__(self, emulator: Emulator, address: tuple[str, int], handler_timeout: float) -> None:
+    def __init__(self, emulator: EmulatorState, address: tuple[str, int], handler_timeout: float) -> None:
         self._server = EmulatorHTTPServer(emulator, address, handler_timeout)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -94,7 +94,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
-    def __init__(self, emulator: Emulator, address: tuple[str, int], handler_timeout: float) -> None:
+    def __init__(self, emulator: EmulatorState, address: tuple[str, int], handler_timeout: float) -> None:
         self.emulator = emulator
         self.handler_timeout = handler_timeout
         self.stopping = threading.Event()
@@ -102,6 +102,11 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         self.connections_accepted = 0
         super().__init__(address, EmulatorRequestHandler)
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/client/v4``: the API base URL this server answers on."""
+        return api_url(f"http://127.0.0.1:{self.server_address[1]}")  # the emulator binds loopback only
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         if self.stopping.is_set() or client_address[0] not in LOOPBACK_CLIENTS:
@@ -214,7 +219,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             return
         if under(path, CONTROL_PREFIX):
             status, payload, content_type = handle_control(
-                self.server.emulator, self.command, path, query, body, self.client_address[0]
+                self.server.emulator, self.command, path, query, body, self.client_address[0], self.server.base_url
             )
             self._send_plain(status, payload, content_type)
             return
