@@ -98,7 +98,7 @@ ENVIRONMENTS = [
     Environment(
         "3.0.6",
         "3.11",
-        suite_minutes=5,
+        suite_minutes=4.5,
         pins=(UNIVERSAL_PATHLIB_02, "fastapi[standard]<0.117", "cadwyn<5.5", "apache-airflow-providers-fab"),
         why="universal-pathlib 0.2; FastAPI/Cadwyn of its time (newer ones reject the in-process Execution API "
         "calls of dag.test); FAB (wtforms) for the 3.0 connection form",
@@ -106,7 +106,7 @@ ENVIRONMENTS = [
     Environment(
         "3.1.8",
         "3.11",
-        suite_minutes=8,
+        suite_minutes=4.5,
         pins=(CRYPTOGRAPHY_50, "apache-airflow-providers-fab"),
         why="cryptography of its time (51 breaks its Fernet); FAB (wtforms) for the 3.1 connection form, "
         "built from the hook's WTForms fields as on 3.0",
@@ -114,7 +114,7 @@ ENVIRONMENTS = [
     Environment(
         "3.2.2",
         "3.11",
-        suite_minutes=11,
+        suite_minutes=4.5,
         pins=("fastapi<0.137",),
         why="FastAPI of its time (0.137+ fails the execution API's TITerminalStatePayload discriminator, so "
         "no task of a scheduler or API server can report its state)",
@@ -126,9 +126,9 @@ ENVIRONMENTS = [
             ),
         },
     ),
-    Environment("3.3.2", "3.11", suite_minutes=6),
-    Environment("3.3.2", "3.10", suite_minutes=6),
-    Environment("3.3.2", "3.13", suite_minutes=6),
+    Environment("3.3.2", "3.11", suite_minutes=4.5),
+    Environment("3.3.2", "3.10", suite_minutes=4.5),
+    Environment("3.3.2", "3.13", suite_minutes=4.5),
 ]
 
 _PRINT = threading.Lock()
@@ -337,7 +337,9 @@ def main() -> int:
         environments = [env for env in environments if env.name in args.only]
     else:
         for env in [env for env in environments if same_as_make_test(env)]:
-            say(env, "skipped: `make test` runs the same Airflow, Python and versions (constraints.txt); --only runs it")
+            say(
+                env, "skipped: `make test` runs the same Airflow, Python and versions (constraints.txt); --only runs it"
+            )
             environments = [other for other in environments if other is not env]
 
     def one(env: Environment) -> dict[str, object]:
