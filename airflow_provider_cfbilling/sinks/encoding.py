@@ -97,6 +97,7 @@ _STR_ONLY = frozenset({str})
 _DICT_ONLY = frozenset({dict})
 _FLOAT_LOW, _FLOAT_HIGH = 1e-4, 1e16
 _msgspec_encode: Any = None
+_msgspec_encode_lines: Any = None
 _msgspec_checked = False
 
 USE_MSGSPEC = True
@@ -109,17 +110,19 @@ def fast_json_available() -> bool:
 
 
 def _msgspec() -> Any:
-    global _msgspec_encode, _msgspec_checked, _msgspec_decode
+    global _msgspec_encode, _msgspec_encode_lines, _msgspec_checked, _msgspec_decode
     if not _msgspec_checked:
         _msgspec_checked = True
-        _msgspec_encode = _msgspec_decode = None
+        _msgspec_encode = _msgspec_encode_lines = _msgspec_decode = None
         if USE_MSGSPEC:
             try:
                 from msgspec.json import Decoder, Encoder
             except ImportError:  # Airflow 2: the json module does it all
                 pass
             else:
-                _msgspec_encode, _msgspec_decode = Encoder().encode, Decoder().decode
+                encoder = Encoder()
+                _msgspec_encode, _msgspec_encode_lines = encoder.encode, encoder.encode_lines
+                _msgspec_decode = Decoder().decode
     return _msgspec_encode
 
 
@@ -191,9 +194,10 @@ def encode_lines(batch: list[dict[str, Any]]) -> list[bytes]:
 
 def _encode_block(batch: list[dict[str, Any]], encode: Any) -> bytes:
     if _plain_batch(batch):
-        block: bytes = b"\n".join(map(encode, batch))
+        # Each record's encode() and a newline, in one call (a third of the time of joining them).
+        block: bytes = _msgspec_encode_lines(batch)
         if b"\\" not in block:
-            return block + b"\n"
+            return block
     return b"\n".join([_one_line(record, encode) for record in batch]) + b"\n"
 
 
