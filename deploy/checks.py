@@ -24,6 +24,10 @@ from lake import FileState, manifest_key, partition_key
 from observer import task_log_folder
 from supervisor import DeployError, say
 
+# Celery states a task's result passes through before its final one (SUCCESS, FAILURE, REVOKED).
+UNFINISHED_CELERY_STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY"})
+RESULT_SETTLE_SECONDS = 60
+
 
 class Checks(Deployment):
     """The deployment and the checks run on it."""
@@ -362,15 +366,27 @@ class Checks(Deployment):
         )
 
     def check_result_backend(self) -> None:
-        """The Celery result backend is PostgreSQL: every Celery task's result is there, successful."""
+        """The Celery result backend is PostgreSQL: every Celery task's result is there, successful.
+
+        A worker stores a task's final status after the Airflow task has reported its own state to
+        the API server, so the backfill can be seen as done while the last results still read
+        STARTED: those get up to ``RESULT_SETTLE_SECONDS`` to become final (and must end SUCCESS).
+        """
         assert self.observer is not None
-        try:
-            rows = self.observer.query("SELECT status, count(*) FROM celery_taskmeta GROUP BY status")
-        except Exception as error:
-            raise DeployError(f"no Celery results in PostgreSQL (celery_taskmeta): {error}")
-        statuses = dict(rows)
+        deadline = time.monotonic() + RESULT_SETTLE_SECONDS
+        while True:
+            try:
+                rows = self.observer.query("SELECT status, count(*) FROM celery_taskmeta GROUP BY status")
+            except Exception as error:
+                raise DeployError(f"no Celery results in PostgreSQL (celery_taskmeta): {error}")
+            statuses = dict(rows)
+            if not set(statuses) & UNFINISHED_CELERY_STATES or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         if not statuses or set(statuses) != {"SUCCESS"}:
-            raise DeployError(f"Celery results in PostgreSQL (celery_taskmeta): {statuses}")
+            raise DeployError(
+                f"Celery results in PostgreSQL (celery_taskmeta), {RESULT_SETTLE_SECONDS} s after the backfill: {statuses}"
+            )
         self.report.add(
             f"Celery result backend (PostgreSQL, table celery_taskmeta): {statuses['SUCCESS']} results, all SUCCESS"
         )
