@@ -16,6 +16,7 @@ install: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check airflow_provider_cfbilling tests example_dags scripts bench
+	$(PY) -m ruff format --check airflow_provider_cfbilling tests example_dags scripts bench deploy
 	$(PY) -m mypy
 
 # The SQL landing's tests start a throwaway PostgreSQL server from Debian's binaries: `deploy-postgres`

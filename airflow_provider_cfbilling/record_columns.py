@@ -43,6 +43,7 @@ SOURCES = ("v2", "paygo", "paygo-usage", "billable-usage", "profile", "subscript
 Organization usage (``GET /organizations/{organization_id}/billable/usage``) has the ``v2`` record.
 """
 
+
 def _columns(*spec: tuple[str, ColumnType]) -> tuple[Column, ...]:
     return tuple(Column(name, kind) for name, kind in spec)
 

@@ -184,7 +184,14 @@ def check_sdist(sdist: Path, expected_version: str) -> list[str]:
     unexpected = sorted({PurePosixPath(name).parts[0] for name in relative} - SDIST_TOP_LEVEL)
     if unexpected:
         problems.append(f"unexpected at the top of the sdist: {unexpected} (MANIFEST.in says what goes in)")
-    required_files = ("PKG-INFO", "pyproject.toml", "README.md", "LICENSE", f"{PACKAGE}/__init__.py", f"{PACKAGE}/py.typed")
+    required_files = (
+        "PKG-INFO",
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        f"{PACKAGE}/__init__.py",
+        f"{PACKAGE}/py.typed",
+    )
     for required in required_files:
         if required not in relative:
             problems.append(f"{required} is missing")

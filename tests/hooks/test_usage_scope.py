@@ -39,9 +39,13 @@ def test_an_organization_ignores_the_connection_account(monkeypatch: pytest.Monk
 
 
 @pytest.mark.parametrize("from_connection", [True, False])
-def test_an_organization_and_an_explicit_account_conflict(monkeypatch: pytest.MonkeyPatch, from_connection: bool) -> None:
+def test_an_organization_and_an_explicit_account_conflict(
+    monkeypatch: pytest.MonkeyPatch, from_connection: bool
+) -> None:
     extra = {"organization_id": ORGANIZATION} if from_connection else {}
-    with pytest.raises(CloudflareInputError, match=r"organization_id: both organization_id .* and account_id") as raised:
+    with pytest.raises(
+        CloudflareInputError, match=r"organization_id: both organization_id .* and account_id"
+    ) as raised:
         hook(monkeypatch, **extra).resolve_usage_scope(ACCOUNT, None if from_connection else ORGANIZATION)
     assert raised.value.retryable is False
 

@@ -36,7 +36,10 @@ def operator(**kwargs: Any) -> CloudflareUsageToSqlOperator:
         ({"key_style": "camel"}, r"key_style: 'camel' is not a key style"),
         ({"lookback_days": -1}, r"lookback_days: -1 is not a whole number of days"),
         ({"lookback_days": "7"}, r"lookback_days: '7' is not a whole number of days"),
-        ({"source": "paygo", "metric": "workers_standard_requests"}, r"metric: the PayGo endpoints have no metric filter"),
+        (
+            {"source": "paygo", "metric": "workers_standard_requests"},
+            r"metric: the PayGo endpoints have no metric filter",
+        ),
         ({"paygo_path": "billable-usage"}, r"paygo_path: .*source is 'v2'"),
         ({"source": "paygo", "paygo_path": "usage"}, r"paygo_path: 'usage' is not a PayGo path"),
         ({"sql_conn_id": ""}, r"sql_conn_id: '' is not a connection id"),
