@@ -185,14 +185,9 @@ def _prepare(contender: str) -> Any:
     if contender == "plain":
 
         def run_plain(args: argparse.Namespace) -> None:
-            with client_for(args) as client:
-                response = client.send(request(client, args))
-                response.raise_for_status()
-                envelope = json.loads(response.content)
-            if envelope.get("success") is not True:
-                raise RuntimeError(f"success is not true: {envelope.get('errors')}")
+            records = fetch_all(args)
             with open(args.out, "w", encoding="utf-8") as out:
-                for record in envelope["result"]:
+                for record in records:
                     out.write(json.dumps(record, **_DUMP_OPTIONS))
                     out.write("\n")
 

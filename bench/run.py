@@ -54,6 +54,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,19 +272,23 @@ def landing_benchmark(args: argparse.Namespace, results: Results, workdir: Path)
                         results.runs.append(Run(size.label, contender, 0, ok=False, failure=projection))
                         results.stopped[contender] = Stop(size.label, projection)
                         print(f"  {contender:<6} not run: {projection}", flush=True)
-            for repeat in range(repeats):
-                # Rotate the order so no contender always runs first (or right after the drain).
-                shift = repeat % len(lineup)
-                for contender in lineup[shift:] + lineup[:shift]:
-                    if contender in results.stopped:
-                        continue
-                    run = run_landing_child(
-                        contender, size, repeat, base_url, workdir, args.memory_cap_mb, args.time_cap
-                    )
-                    results.runs.append(run)
-                    _print_run(run, repeats)
-                    if not run.ok:
-                        results.stopped[contender] = Stop(size.label, run.failure)
+            for repeat, contender in _interleaved(lineup, repeats):
+                if contender in results.stopped:
+                    continue
+                run = run_landing_child(contender, size, repeat, base_url, workdir, args.memory_cap_mb, args.time_cap)
+                results.runs.append(run)
+                _print_run(run, repeats)
+                if not run.ok:
+                    results.stopped[contender] = Stop(size.label, run.failure)
+
+
+def _interleaved(lineup: list[str], repeats: int) -> Iterator[tuple[int, str]]:
+    """``(repeat, contender)``: run 1 of every contender, then run 2, ..., the order rotated each
+    time so that no contender always runs first (or right after the drain)."""
+    for repeat in range(repeats):
+        shift = repeat % len(lineup)
+        for contender in lineup[shift:] + lineup[:shift]:
+            yield repeat, contender
 
 
 def formats_benchmark(args: argparse.Namespace, results: Results, workdir: Path) -> None:
@@ -298,18 +303,14 @@ def formats_benchmark(args: argparse.Namespace, results: Results, workdir: Path)
             warmup = run_landing_child(REFERENCE, size, -1, base_url, workdir, args.memory_cap_mb, args.time_cap)
             if not warmup.ok:
                 raise RuntimeError(f"the emulator warm-up failed: {warmup.failure}")
-            for repeat in range(repeats):
-                shift = repeat % len(lineup)
-                for contender in lineup[shift:] + lineup[:shift]:
-                    if contender in stopped:
-                        continue
-                    run = run_landing_child(
-                        contender, size, repeat, base_url, workdir, args.memory_cap_mb, args.time_cap
-                    )
-                    results.format_runs.append(run)
-                    _print_run(run, repeats)
-                    if not run.ok:
-                        stopped.add(contender)
+            for repeat, contender in _interleaved(lineup, repeats):
+                if contender in stopped:
+                    continue
+                run = run_landing_child(contender, size, repeat, base_url, workdir, args.memory_cap_mb, args.time_cap)
+                results.format_runs.append(run)
+                _print_run(run, repeats)
+                if not run.ok:
+                    stopped.add(contender)
 
 
 def _projected_stop(results: Results, contender: str, size: harness.Size, memory_cap_mb: int) -> str | None:

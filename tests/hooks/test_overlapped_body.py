@@ -148,6 +148,19 @@ def test_retries_running_out_after_parsing_began_raise_from_the_records():
     assert server.requests > 1
 
 
+def _download_threads_left(since: set[int | None], timeout: float = 10.0) -> list[threading.Thread]:
+    """The download threads started after ``since`` (thread idents) that are still alive once they
+    have had ``timeout`` seconds to end."""
+
+    def started_since() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.ident not in since and t.name == "cfbilling-download"]
+
+    deadline = time.monotonic() + timeout
+    while started_since() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return started_since()
+
+
 def test_a_reader_that_stops_early_ends_the_download_thread(monkeypatch):
     closed = []
     real_cancel = pipe_module.Pipe.cancel
@@ -159,12 +172,7 @@ def test_a_reader_that_stops_early_ends_the_download_thread(monkeypatch):
     assert next(records)["ConsumedQuantity"] == 0
     records.close()  # type: ignore[attr-defined]
     assert closed
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if not [t for t in threading.enumerate() if t.ident not in before and t.name == "cfbilling-download"]:
-            break
-        time.sleep(0.05)
-    assert not [t for t in threading.enumerate() if t.ident not in before and t.name == "cfbilling-download"]
+    assert _download_threads_left(since=before) == []
 
 
 def test_the_switch_interval_is_shortened_only_while_a_body_streams():
@@ -185,9 +193,4 @@ def test_an_iterator_dropped_before_its_first_record_ends_the_download_thread():
     records = _hook(server).get_v2_usage(from_date="2025-05-01", to_date="2025-05-02")
     del records
     gc.collect()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if not [t for t in threading.enumerate() if t.ident not in before and t.name == "cfbilling-download"]:
-            break
-        time.sleep(0.05)
-    assert not [t for t in threading.enumerate() if t.ident not in before and t.name == "cfbilling-download"]
+    assert _download_threads_left(since=before) == []
