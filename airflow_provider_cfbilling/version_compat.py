@@ -61,18 +61,56 @@ else:
     )
 
 
-def get_hook_lineage_collector() -> Any:
-    """The collector that records hook-level lineage (input/output assets)."""
+def _hook_lineage_module() -> Any:
+    """The module whose ``get_hook_lineage_collector`` Airflow's own hooks call."""
     if AIRFLOW_V_3_2_PLUS:
-        from airflow.sdk.lineage import get_hook_lineage_collector as _collector
+        import airflow.sdk.lineage as lineage
     else:  # 2.x (datasets) and 3.0/3.1 (assets) keep it in core
-        from airflow.lineage.hook import get_hook_lineage_collector as _collector  # type: ignore[no-redef]
-    return _collector()
+        import airflow.lineage.hook as lineage  # type: ignore[no-redef]
+    return lineage
+
+
+def _has_hook_lineage_readers() -> bool:
+    """Whether a plugin registers a hook-lineage reader (Airflow's rule for a recording collector)."""
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.sdk import plugins_manager
+
+        return bool(plugins_manager.get_hook_lineage_readers_plugins())
+    from airflow import plugins_manager  # type: ignore[no-redef]
+
+    plugins_manager.initialize_hook_lineage_readers_plugins()  # type: ignore[attr-defined]
+    return bool(plugins_manager.hook_lineage_reader_classes)  # type: ignore[attr-defined]
+
+
+def get_hook_lineage_collector() -> Any | None:
+    """The collector that records hook-level lineage, or ``None`` when Airflow records none.
+
+    Without a hook-lineage reader plugin (OpenLineage registers one once it is configured)
+    Airflow hands out a ``NoOpCollector`` that drops every report, and on 3.x merely building it
+    registers every installed provider's asset factories, which imports the Amazon provider's S3
+    hook and ``boto3``: 0.25 s, more than landing 10k records takes. So while Airflow's own
+    function is in place and has not built its collector yet, and no reader is registered, there
+    is nothing to record and nothing is built. A collector that already exists, or a function that
+    a plugin or a test put in place of Airflow's, is always used.
+    """
+    lineage = _hook_lineage_module()
+    getter = lineage.get_hook_lineage_collector
+    if getattr(getter, "__module__", None) != lineage.__name__:
+        return getter()  # replaced: whatever it returns is what Airflow's hooks report to
+    if AIRFLOW_V_3_2_PLUS:  # a functools.cache singleton
+        built = getter.cache_info().currsize > 0
+    else:  # a module-level singleton
+        built = lineage._hook_lineage_collector is not None
+    if not built and not _has_hook_lineage_readers():
+        return None
+    return getter()
 
 
 def report_output_asset(context: Any, uri: str) -> None:
     """Report ``uri`` as an output of ``context`` (hook-level lineage): an asset on 3.x, a dataset on 2.x."""
     collector = get_hook_lineage_collector()
+    if collector is None:
+        return
     if AIRFLOW_V_3_0_PLUS:
         collector.add_output_asset(context=context, uri=uri)
     else:

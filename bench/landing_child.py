@@ -7,10 +7,11 @@ seconds of the measured section, the resident memory before it and the process's
 Contenders:
 
 - ``ours``: ``CloudflareUsageV2Operator(...).execute({})`` with a ``file://`` destination (the
-  connection comes from ``AIRFLOW_CONN_CLOUDFLARE_DEFAULT``).
-- ``ours-warm``: the same, after what Airflow's task runner does before every ``execute``
-  (``TaskInstance.get_template_context`` calls ``integrate_macros_plugins()``, which loads the
-  plugins). Outside the runner our first hook-lineage report pays for that plugin load instead.
+  connection comes from ``AIRFLOW_CONN_CLOUDFLARE_DEFAULT``), in the state Airflow's task runner
+  calls ``execute`` in (``harness.enter_task_process_state``: the supervisor's and the runner's
+  modules imported, the plugins loaded), before the measured section.
+- ``ours-cold``: the same ``execute({})`` in a bare interpreter, for information: it pays inside
+  ``execute`` for the supervisor's import (on the connection lookup) that a forked task inherits.
 - ``sdk``: the official SDK, ``Cloudflare(...).billing.usage.get(...)``, each model written with
   ``model_dump(mode="json", by_alias=True)`` and ``json.dumps``.
 - ``plain``: ``httpx`` GET, ``json.loads`` of the body, ``json.dumps`` per record.
@@ -38,7 +39,7 @@ from typing import Any
 
 CONTENDERS = (
     "ours",
-    "ours-warm",
+    "ours-cold",
     "sdk",
     "plain",
     "drain",
@@ -91,7 +92,7 @@ def _count_lines(path: str) -> int:
 
 def _prepare(contender: str) -> Any:
     """Import what the contender needs; return its run function."""
-    if contender in ("ours", "ours-warm", "ours-csv", "ours-parquet"):
+    if contender in ("ours", "ours-cold", "ours-csv", "ours-parquet"):
         import airflow_provider_cfbilling.hooks.cloudflare
         import airflow_provider_cfbilling.sinks  # noqa: F401 - imported lazily by the operator
         from airflow_provider_cfbilling.operators.billing import CloudflareUsageV2Operator
@@ -99,10 +100,10 @@ def _prepare(contender: str) -> Any:
         if contender == "ours-parquet":
             import pyarrow.parquet  # imported lazily by the sink; imports are not measured
 
-        if contender == "ours-warm":
-            from airflow.sdk.plugins_manager import integrate_macros_plugins
+        if contender != "ours-cold":
+            import harness  # bench/, this script's directory
 
-            integrate_macros_plugins()
+            harness.enter_task_process_state()
 
         def run_ours(args: argparse.Namespace) -> None:
             operator = CloudflareUsageV2Operator(

@@ -16,6 +16,9 @@ Runs ``CloudflareUsageV2Operator.execute`` in this process against an emulator p
 - ``--mode phases``: wall time of each stage alone: download to the spool, parse of the spooled
   body, window filter, JSON Lines encoding and the atomic write.
 
+Runs start in the state the task runner calls ``execute`` in, as ``make bench`` measures ``ours``
+(``harness.enter_task_process_state``); ``--cold`` profiles a bare interpreter (``ours-cold``).
+
 Usage::
 
     .venv/bin/python bench/profile_ours.py --size 100k --mode cpu
@@ -235,6 +238,7 @@ def main() -> int:
         default="default",
         help="garbage collector during the run: as is, gc.freeze() after the imports, or gc.disable()",
     )
+    parser.add_argument("--cold", action="store_true", help="a bare interpreter, not the task runner's state")
     args = parser.parse_args()
     size = harness.parse_size(args.size)
     with (
@@ -245,6 +249,8 @@ def main() -> int:
         import airflow_provider_cfbilling.hooks.cloudflare
         import airflow_provider_cfbilling.sinks  # noqa: F401 - as in bench/landing_child.py
 
+        if not args.cold:
+            harness.enter_task_process_state()
         if args.gc == "freeze":
             gc.collect()
             gc.freeze()  # the imported modules' objects leave the collector's generations

@@ -55,6 +55,9 @@ def _prepare(contender: str, args: argparse.Namespace) -> Any:
 
         if args.database == "postgres":
             import psycopg  # noqa: F401 - the driver PostgresHook picks
+        import harness  # bench/, this script's directory
+
+        harness.enter_task_process_state()
 
         def run_ours() -> None:
             CloudflareUsageToSqlOperator(
