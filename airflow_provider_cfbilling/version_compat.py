@@ -97,10 +97,8 @@ def get_hook_lineage_collector() -> Any | None:
     getter = lineage.get_hook_lineage_collector
     if getattr(getter, "__module__", None) != lineage.__name__:
         return getter()  # replaced: whatever it returns is what Airflow's hooks report to
-    if AIRFLOW_V_3_2_PLUS:  # a functools.cache singleton
-        built = getter.cache_info().currsize > 0
-    else:  # a module-level singleton
-        built = lineage._hook_lineage_collector is not None
+    # 3.2+ keep the singleton in a functools.cache, earlier releases in a module global.
+    built = getter.cache_info().currsize > 0 if AIRFLOW_V_3_2_PLUS else lineage._hook_lineage_collector is not None
     if not built and not _has_hook_lineage_readers():
         return None
     return getter()
