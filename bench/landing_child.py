@@ -11,7 +11,8 @@ Contenders:
   calls ``execute`` in (``harness.enter_task_process_state``: the supervisor's and the runner's
   modules imported, the plugins loaded), before the measured section.
 - ``ours-cold``: the same ``execute({})`` in a bare interpreter, for information: it pays inside
-  ``execute`` for the supervisor's import (on the connection lookup) that a forked task inherits.
+  ``execute`` for what a task has before it (the supervisor's import, on the connection lookup,
+  and the plugin load, on the lineage report).
 - ``sdk``: the official SDK, ``Cloudflare(...).billing.usage.get(...)``, each model written with
   ``model_dump(mode="json", by_alias=True)`` and ``json.dumps``.
 - ``plain``: ``httpx`` GET, ``json.loads`` of the body, ``json.dumps`` per record.

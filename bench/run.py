@@ -245,11 +245,18 @@ def run_landing_child(
     )
 
 
+# Runs of a size under this take a second or less, where the shared machine's noise moves one run
+# by a third: more repeats there steady the medians for a few seconds each.
+SHORT_RUN_RECORDS = 50_000
+
+
 def repeats_for(size: harness.Size, quick: bool, override: int | None) -> int:
     if override:
         return override
     if quick:
         return 2
+    if size.approx_records < SHORT_RUN_RECORDS:
+        return 7
     return 3 if size.approx_records < 500_000 else 2
 
 
@@ -297,7 +304,7 @@ def formats_benchmark(args: argparse.Namespace, results: Results, workdir: Path)
     """CSV and Parquet: ours against csv.DictWriter and pyarrow's from_pylist, interleaved."""
     lineup = [name for _format, *pair in FORMAT_PAIRS for name in pair]
     for size in args.format_sizes:
-        repeats = args.repeats or (2 if args.quick else 3)
+        repeats = repeats_for(size, args.quick, args.repeats)
         results.format_sizes.append({"label": size.label, "zones": size.zones, "repeats": repeats})
         print(f"\n== CSV and Parquet, {size.label}: emulator --zones {size.zones}")
         stopped: set[str] = set()
@@ -756,7 +763,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="sizes 10k,100k, 2 repeats, 5 import runs")
     parser.add_argument("--sizes", help="comma-separated: 10k,100k,1m or record counts (default 10k,100k,1m)")
-    parser.add_argument("--repeats", type=int, help="runs per contender and size (default 3; 2 from 500k)")
+    parser.add_argument(
+        "--repeats", type=int, help="runs per contender and size (default 7 below 50k records, 3 below 500k, then 2)"
+    )
     parser.add_argument("--import-runs", type=int, help="runs per import statement (default 7; quick 5)")
     parser.add_argument("--memory-cap-mb", type=int, default=6144, help="stop a run above this RSS (6144)")
     parser.add_argument("--time-cap", type=float, default=300.0, help="stop a run after this many seconds (300)")
