@@ -82,6 +82,25 @@ def _has_hook_lineage_readers() -> bool:
     return bool(plugins_manager.hook_lineage_reader_classes)  # type: ignore[attr-defined]
 
 
+def _is_airflows_getter_unbuilt(lineage: Any, getter: Any) -> bool:
+    """Whether ``getter`` is Airflow's own ``get_hook_lineage_collector`` and has not built its
+    collector yet: not a replacement, nor a wrapper around it (``functools.wraps`` copies the name)."""
+    if AIRFLOW_V_3_2_PLUS:  # the singleton lives in a functools.cache around the function
+        cache_info = getattr(getter, "cache_info", None)
+        if cache_info is None or cache_info().currsize != 0:
+            return False
+        function = getattr(getter, "__wrapped__", None)
+    else:  # the singleton lives in a module global
+        if getattr(lineage, "_hook_lineage_collector", None) is not None:
+            return False
+        function = getter
+    return (
+        getattr(function, "__module__", None) == lineage.__name__
+        and getattr(function, "__qualname__", None) == "get_hook_lineage_collector"
+        and not hasattr(function, "__wrapped__")
+    )
+
+
 def get_hook_lineage_collector() -> Any | None:
     """The collector that records hook-level lineage, or ``None`` when Airflow records none.
 
@@ -91,15 +110,11 @@ def get_hook_lineage_collector() -> Any | None:
     hook and ``boto3``: 0.25 s, more than landing 10k records takes. So while Airflow's own
     function is in place and has not built its collector yet, and no reader is registered, there
     is nothing to record and nothing is built. A collector that already exists, or a function that
-    a plugin or a test put in place of Airflow's, is always used.
+    a plugin or a test put in place of Airflow's (or around it), is always used.
     """
     lineage = _hook_lineage_module()
     getter = lineage.get_hook_lineage_collector
-    if getattr(getter, "__module__", None) != lineage.__name__:
-        return getter()  # replaced: whatever it returns is what Airflow's hooks report to
-    # 3.2+ keep the singleton in a functools.cache, earlier releases in a module global.
-    built = getter.cache_info().currsize > 0 if AIRFLOW_V_3_2_PLUS else lineage._hook_lineage_collector is not None
-    if not built and not _has_hook_lineage_readers():
+    if _is_airflows_getter_unbuilt(lineage, getter) and not _has_hook_lineage_readers():
         return None
     return getter()
 

@@ -8,12 +8,17 @@ for the life of a process; the throwaway AIRFLOW_HOME of the test session is inh
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from harness import hook_lineage_module, lineage_outputs
+
+from airflow_provider_cfbilling.sinks import resolve_output, write_records
 
 _READER_PLUGIN = """
 from airflow.plugins_manager import AirflowPlugin
@@ -101,3 +106,19 @@ def test_with_a_reader_plugin_the_written_object_is_recorded_once(tmp_path):
     assert report["built"] is True
     assert report["collector"] == "HookLineageCollector"
     assert report["outputs"] == [[uri, 1]]
+
+
+def test_a_getter_wrapped_around_airflows_gets_the_report(tmp_path, monkeypatch):
+    """A wrapper carries Airflow's name (``functools.wraps``) but is not Airflow's getter."""
+    lineage = hook_lineage_module()
+    collector = lineage.HookLineageCollector()
+
+    @functools.wraps(lineage.get_hook_lineage_collector)
+    def wrapper():
+        return collector
+
+    monkeypatch.setattr(lineage, "get_hook_lineage_collector", wrapper)
+    uri = f"file://{tmp_path}/usage.jsonl"
+    write_records(iter([{"ChargePeriodStart": "2025-05-01T00:00:00Z"}]), resolve_output(uri), columns=[])
+
+    assert lineage_outputs(collector) == [(uri, 1)]
