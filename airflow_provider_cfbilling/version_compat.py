@@ -107,7 +107,7 @@ def get_hook_lineage_collector() -> Any | None:
     Without a hook-lineage reader plugin (OpenLineage registers one once it is configured)
     Airflow hands out a ``NoOpCollector`` that drops every report, and on 3.x merely building it
     registers every installed provider's asset factories, which imports the Amazon provider's S3
-    hook and ``boto3``: 0.25 s, more than landing 10k records takes. So while Airflow's own
+    hook and ``boto3``: 0.26 s, more than landing 10k records takes. So while Airflow's own
     function is in place and has not built its collector yet, and no reader is registered, there
     is nothing to record and nothing is built. A collector that already exists, or a function that
     a plugin or a test put in place of Airflow's (or around it), is always used.
