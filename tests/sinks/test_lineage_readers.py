@@ -2,8 +2,9 @@
 and without one nothing is built (Airflow's no-op collector alone imports every provider's asset
 factories, ``boto3`` included).
 
-Each test runs a write in a new interpreter, because Airflow keeps its collector and its plugins
-for the life of a process; the throwaway AIRFLOW_HOME of the test session is inherited.
+The first two run a write in a new interpreter, because Airflow keeps its collector and its
+plugins for the life of a process (the throwaway AIRFLOW_HOME of the test session is inherited);
+the last replaces Airflow's getter in this process, as a plugin or a test may.
 """
 
 from __future__ import annotations
