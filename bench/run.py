@@ -11,7 +11,7 @@ shared machine falls on all of them alike; the tables show medians and side-by-s
    calls it in: a process forked from the supervisor, plugins loaded), ``sdk`` (the official
    ``cloudflare`` SDK) and ``plain`` (httpx + json), both in a bare interpreter, their best case.
    ``ours-cold``, for information, is ours' ``execute`` in a bare interpreter, paying for the
-   imports a forked task inherits.
+   imports a forked task inherits and for the runner's plugin load.
    ``drain`` reads and discards the body: the emulator's own speed, the floor.
    A contender that passes the memory or time cap is stopped and not run at larger sizes; one
    whose memory growth at a smaller size, scaled to the next size, passes the cap is not
