@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+LINT_PATHS = airflow_provider_cfbilling tests example_dags scripts bench deploy
+
 lint: $(STAMP)
-	$(PY) -m ruff check airflow_provider_cfbilling tests example_dags scripts bench
-	$(PY) -m ruff format --check airflow_provider_cfbilling tests example_dags scripts bench deploy
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
 	$(PY) -m mypy
 
 # The SQL landing's tests start a throwaway PostgreSQL server from Debian's binaries: `deploy-postgres`
